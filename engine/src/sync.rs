@@ -1,0 +1,13 @@
+//! Atomics and `Arc`, from `loom` when model checking (`--cfg weir_loom`),
+//! from `std` otherwise.
+
+#[cfg(weir_loom)]
+pub(crate) use loom::sync::{
+    Arc,
+    atomic::{AtomicU8, Ordering},
+};
+#[cfg(not(weir_loom))]
+pub(crate) use std::sync::{
+    Arc,
+    atomic::{AtomicU8, Ordering},
+};

@@ -1,0 +1,352 @@
+//! The ingest loop's lifecycle on every failure path.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use weir::{
+    AbortFailure, CancellationToken, Cause, ErrorKind, IngestOptions, MemorySink, NullSink, Outcome, Transform, ingest,
+};
+
+use crate::support::{Call, Script, Scripted, chunks, failing_source, source_of};
+
+fn terminal(calls: &[Call]) -> Vec<Call> {
+    calls.iter().filter(|c| !matches!(c, Call::Write(_))).cloned().collect()
+}
+
+#[tokio::test]
+async fn success_writes_everything_in_order_then_finalizes_once() {
+    let input = chunks(20, 1000);
+    let sink = Scripted::default();
+    let report = ingest(source_of(input.clone()), sink.clone(), IngestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(sink.written(), input.concat());
+    assert_eq!(terminal(&sink.calls()), vec![Call::Finalize]);
+    assert_eq!(report.outcome, Outcome::Committed);
+    assert_eq!(report.bytes_read, 20_000);
+    assert_eq!(report.bytes_written, 20_000);
+    assert_eq!(report.chunks_written, 20);
+    assert_eq!(report.write_latency.count, 20);
+    assert_eq!(report.peak_in_flight, 1);
+}
+
+#[tokio::test]
+async fn sink_failing_after_ten_chunks_is_aborted_not_finalized() {
+    let sink = Scripted::new(Script {
+        fail_write: Some(10),
+        ..Script::default()
+    });
+    let err = ingest(source_of(chunks(50, 100)), sink.clone(), IngestOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Write);
+    assert!(err.to_string().contains("chunk 10"), "{err}");
+    assert_eq!(
+        std::error::Error::source(&err).unwrap().to_string(),
+        "Database Connection Lost"
+    );
+    assert_eq!(terminal(&sink.calls()), vec![Call::Abort(ErrorKind::Write)]);
+    assert_eq!(err.report().bytes_written, 1000);
+    let abort = err.report().abort.as_ref().unwrap();
+    assert_eq!(abort.reason, ErrorKind::Write);
+    assert_eq!(abort.bytes_acknowledged, 1000);
+    assert!(abort.clean);
+}
+
+#[tokio::test]
+async fn source_error_aborts_with_source_cause() {
+    let sink = Scripted::default();
+    let err = ingest(failing_source(chunks(3, 10)), sink.clone(), IngestOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err.cause(), Cause::Source { bytes_read: 30, .. }), "{err:?}");
+    assert_eq!(terminal(&sink.calls()), vec![Call::Abort(ErrorKind::Source)]);
+}
+
+#[tokio::test]
+async fn failing_abort_keeps_the_root_cause_and_attaches_the_abort_failure() {
+    let sink = Scripted::new(Script {
+        fail_write: Some(2),
+        fail_abort: true,
+        ..Script::default()
+    });
+    let err = ingest(source_of(chunks(5, 10)), sink.clone(), IngestOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Write);
+    assert!(matches!(err.abort_failure(), Some(AbortFailure::Failed(_))));
+    let text = err.to_string();
+    assert!(text.contains("sink write of chunk 2 failed"), "{text}");
+    assert!(text.contains("abort could not reach the database"), "{text}");
+    assert!(!err.report().abort.as_ref().unwrap().clean);
+}
+
+#[tokio::test(start_paused = true)]
+async fn hung_abort_is_given_up_on_after_the_abort_timeout() {
+    let sink = Scripted::new(Script {
+        fail_write: Some(0),
+        hang_abort: true,
+        ..Script::default()
+    });
+    let options = IngestOptions::builder()
+        .abort_timeout(Duration::from_secs(5))
+        .build();
+    let err = ingest(source_of(chunks(2, 10)), sink.clone(), options).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Write);
+    assert!(matches!(err.abort_failure(), Some(AbortFailure::TimedOut(t)) if *t == Duration::from_secs(5)));
+}
+
+#[tokio::test]
+async fn invalid_options_close_the_source_and_abort_the_sink() {
+    for options in [
+        IngestOptions::builder().chunk_size(0).build(),
+        IngestOptions::builder().max_in_flight(0).build(),
+        IngestOptions::builder().write_timeout(Duration::ZERO).build(),
+    ] {
+        let sink = Scripted::default();
+        let err = ingest(source_of(chunks(3, 10)), sink.clone(), options).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidOptions);
+        assert_eq!(sink.calls(), vec![Call::Abort(ErrorKind::InvalidOptions)]);
+        assert_eq!(err.report().bytes_read, 0);
+    }
+}
+
+#[test]
+fn outside_a_runtime_ingest_refuses_instead_of_panicking() {
+    let sink = Scripted::default();
+    let result = futures_executor_block_on(ingest(source_of(chunks(1, 1)), sink.clone(), IngestOptions::default()));
+    let err = result.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidOptions);
+    assert!(err.to_string().contains("Tokio runtime"), "{err}");
+    assert_eq!(sink.calls(), vec![Call::Abort(ErrorKind::InvalidOptions)]);
+}
+
+/// Polls a future to completion on this thread without any runtime.
+fn futures_executor_block_on<F: Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::yield_now();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancel_during_a_hung_write_returns_promptly_and_aborts() {
+    let token = CancellationToken::new();
+    let sink = Scripted::new(Script {
+        hang_write: Some(3),
+        ..Script::default()
+    });
+    let options = IngestOptions::builder().cancel_token(token.clone()).build();
+    let run = tokio::spawn(ingest(source_of(chunks(10, 10)), sink.clone(), options));
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(!run.is_finished(), "the write hangs, so the ingestion must still run");
+    token.cancel();
+    let err = run.await.unwrap().unwrap_err();
+    assert!(err.is_cancelled());
+    assert_eq!(terminal(&sink.calls()), vec![Call::Abort(ErrorKind::Cancelled)]);
+    assert_eq!(err.report().bytes_written, 30);
+}
+
+#[tokio::test(start_paused = true)]
+async fn write_timeout_interrupts_a_hung_write() {
+    let sink = Scripted::new(Script {
+        hang_write: Some(1),
+        ..Script::default()
+    });
+    let options = IngestOptions::builder()
+        .write_timeout(Duration::from_secs(2))
+        .build();
+    let err = ingest(source_of(chunks(4, 10)), sink.clone(), options).await.unwrap_err();
+    assert!(
+        matches!(err.cause(), Cause::WriteTimeout { chunk: 1, timeout } if *timeout == Duration::from_secs(2)),
+        "{err:?}"
+    );
+    assert_eq!(terminal(&sink.calls()), vec![Call::Abort(ErrorKind::WriteTimeout)]);
+}
+
+#[tokio::test]
+async fn panics_in_the_sink_become_errors_and_abort() {
+    let sink = Scripted::new(Script {
+        panic_write: Some(1),
+        ..Script::default()
+    });
+    let err = ingest(source_of(chunks(4, 10)), sink.clone(), IngestOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Panic);
+    assert!(err.to_string().contains("scripted panic in write 1"), "{err}");
+    assert_eq!(terminal(&sink.calls()), vec![Call::Abort(ErrorKind::Panic)]);
+
+    let sink = Scripted::new(Script {
+        panic_finalize: true,
+        ..Script::default()
+    });
+    let err = ingest(source_of(chunks(4, 10)), sink.clone(), IngestOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Panic);
+    assert_eq!(terminal(&sink.calls()), vec![Call::Finalize, Call::Abort(ErrorKind::Panic)]);
+}
+
+#[tokio::test]
+async fn failed_finalize_is_followed_by_exactly_one_abort() {
+    let sink = Scripted::new(Script {
+        fail_finalize: true,
+        ..Script::default()
+    });
+    let err = ingest(source_of(chunks(4, 10)), sink.clone(), IngestOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Finalize);
+    assert_eq!(terminal(&sink.calls()), vec![Call::Finalize, Call::Abort(ErrorKind::Finalize)]);
+    assert!(err.report().finalize_duration.is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn overlapping_writes_keep_source_order_and_respect_the_bound() {
+    let input = chunks(64, 100);
+    let sink = Scripted::new(Script {
+        write_delay: Some(Duration::from_millis(10)),
+        ..Script::default()
+    });
+    let options = IngestOptions::builder().max_in_flight(8).build();
+    let report = ingest(source_of(input.clone()), sink.clone(), options).await.unwrap();
+    assert_eq!(sink.written(), input.concat());
+    assert_eq!(report.peak_in_flight, 8);
+    // 64 writes of 10 ms, 8 at a time: 8 rounds.
+    assert_eq!(report.elapsed, Duration::from_millis(80));
+}
+
+#[tokio::test]
+async fn large_source_chunks_are_split_to_the_chunk_size() {
+    let sink = MemorySink::new();
+    let handle = sink.handle();
+    let data = Bytes::from((0..10_000u32).map(|i| (i % 256) as u8).collect::<Vec<_>>());
+    let options = IngestOptions::builder().chunk_size(3000).build();
+    let report = ingest(source_of(vec![data.clone()]), sink, options).await.unwrap();
+    assert_eq!(report.chunks_read, 1);
+    assert_eq!(report.chunks_written, 4);
+    assert_eq!(handle.committed().unwrap(), data);
+}
+
+/// Upper-cases ASCII and drops chunks that start with `#`.
+struct Shout;
+
+impl Transform for Shout {
+    fn name(&self) -> &str {
+        "shout"
+    }
+
+    fn transform(&mut self, chunk: Bytes, out: &mut Vec<Bytes>) -> Result<(), weir::BoxError> {
+        if chunk.starts_with(b"#") {
+            return Ok(());
+        }
+        out.push(Bytes::from(chunk.to_ascii_uppercase()));
+        Ok(())
+    }
+}
+
+/// Counts chunks; declared heavy so it runs on the blocking pool, never on
+/// the thread that drives the (current-thread) runtime.
+struct Heavy {
+    seen: u64,
+    panic_at: Option<u64>,
+    runtime_thread: std::thread::ThreadId,
+}
+
+impl Transform for Heavy {
+    fn name(&self) -> &str {
+        "heavy"
+    }
+
+    fn transform(&mut self, chunk: Bytes, out: &mut Vec<Bytes>) -> Result<(), weir::BoxError> {
+        assert_ne!(
+            std::thread::current().id(),
+            self.runtime_thread,
+            "a heavy stage must not run on the runtime's thread"
+        );
+        if self.panic_at == Some(self.seen) {
+            panic!("heavy stage exploded");
+        }
+        self.seen += 1;
+        out.push(chunk);
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<Bytes>) -> Result<(), weir::BoxError> {
+        out.push(Bytes::from(format!("|{}", self.seen)));
+        Ok(())
+    }
+
+    fn cpu_heavy(&self) -> bool {
+        true
+    }
+
+    fn summary(&self) -> Option<String> {
+        Some(format!("{} chunks", self.seen))
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn transforms_run_in_order_inline_and_offloaded() {
+    let sink = MemorySink::new();
+    let handle = sink.handle();
+    let source = source_of(vec![
+        Bytes::from_static(b"a"),
+        Bytes::from_static(b"#skip"),
+        Bytes::from_static(b"b"),
+    ]);
+    let options = IngestOptions::builder()
+        .transform(Shout)
+        .transform(Heavy {
+            seen: 0,
+            panic_at: None,
+            runtime_thread: std::thread::current().id(),
+        })
+        .build();
+    let report = ingest(source, sink, options).await.unwrap();
+    assert_eq!(handle.committed().unwrap(), Bytes::from_static(b"AB|2"));
+    assert_eq!(report.stages.len(), 2);
+    assert_eq!(report.stages[0].chunks_dropped, 1);
+    assert_eq!(report.stages[0].bytes_in, 7);
+    assert!(report.stages[1].offloaded);
+    assert_eq!(report.stages[1].summary.as_deref(), Some("2 chunks"));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_panicking_offloaded_transform_aborts_the_sink() {
+    let sink = Scripted::default();
+    let options = IngestOptions::builder()
+        .transform(Heavy {
+            seen: 0,
+            panic_at: Some(2),
+            runtime_thread: std::thread::current().id(),
+        })
+        .build();
+    let err = ingest(source_of(chunks(5, 10)), sink.clone(), options).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Panic);
+    assert!(err.to_string().contains("transform `heavy` panicked"), "{err}");
+    assert_eq!(terminal(&sink.calls()), vec![Call::Abort(ErrorKind::Panic)]);
+}
+
+#[tokio::test]
+async fn null_sink_and_boxed_sinks_work_through_the_same_api() {
+    let boxed: weir::BoxSink = Box::new(NullSink);
+    let report = ingest(source_of(chunks(3, 10)), boxed, IngestOptions::default()).await.unwrap();
+    assert_eq!(report.bytes_written, 30);
+
+    let sink = MemorySink::new();
+    let handle = sink.handle();
+    let boxed: weir::BoxSink = Box::new(sink);
+    let err = ingest(failing_source(chunks(3, 10)), boxed, IngestOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Source);
+    assert!(handle.is_aborted());
+    assert_eq!(handle.committed(), None);
+}

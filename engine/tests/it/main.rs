@@ -1,0 +1,6 @@
+//! Integration tests of the `weir` engine, through its public API only.
+
+mod file_sink;
+mod ingest;
+mod sources;
+mod support;
