@@ -96,6 +96,10 @@ where
         if exhausted && in_flight.is_empty() {
             break None;
         }
+        // An always-ready source and sink would otherwise never yield: spend
+        // one unit of the task's coop budget per step, so that other tasks on
+        // the same worker still run.
+        tokio::task::coop::consume_budget().await;
         let may_pull = !exhausted && in_flight.len() < max_in_flight;
         tokio::select! {
             biased;

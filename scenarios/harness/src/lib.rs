@@ -1,0 +1,39 @@
+//! Shared measurement harness for weir's scenarios: what every scenario run
+//! records, measured the same way.
+//!
+//! - [`RssSampler`]: resident memory sampled from a background thread during
+//!   the run (10 ms by default), not just at start and end.
+//! - [`LagProbe`]: a heartbeat task on the runtime that records how late
+//!   each tick fires: a blocked runtime shows up as lag.
+//! - [`open_fds`], [`Machine`], [`git_revision`]: leak accounting and
+//!   provenance.
+//! - [`ScenarioResult`]: the one JSON result format every run writes.
+//! - [`SyntheticSource`] and [`write_test_file`]: deterministic, seeded
+//!   input of any size, generated on the fly.
+//!
+//! ```
+//! use std::time::Duration;
+//! use weir_harness::RssSampler;
+//!
+//! let sampler = RssSampler::start(Duration::from_millis(5));
+//! let buffer = vec![1u8; 4 << 20];
+//! std::thread::sleep(Duration::from_millis(20));
+//! let rss = sampler.stop();
+//! assert!(rss.peak_bytes >= rss.baseline_bytes);
+//! assert!(!rss.samples.is_empty());
+//! drop(buffer);
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod fds;
+mod lag;
+mod result;
+mod rss;
+mod synthetic;
+
+pub use fds::open_fds;
+pub use lag::{LagProbe, LagSeries};
+pub use result::{Machine, ScenarioResult, git_revision, load_results, unix_now};
+pub use rss::{RssSampler, RssSeries, current_rss};
+pub use synthetic::{SyntheticSource, synthetic_bytes, write_test_file};
