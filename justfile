@@ -30,3 +30,7 @@ doctest:
 # loom models of the engine's lifecycle guard (only the engine is rebuilt, in its own target dir).
 loom:
     RUSTFLAGS="--cfg weir_loom" cargo test -p weir --lib --release --locked --target-dir target/loom loom_
+
+# Re-runs exactly the chaos case a failing test printed (SINK: memory, file or null; default all).
+replay SEED SINK="":
+    cargo run -q -p weir-chaos --bin chaos-replay -- {{SEED}} {{SINK}}

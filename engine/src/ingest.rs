@@ -186,14 +186,20 @@ fn start_write<Si: Sink>(
     timeout: Option<Duration>,
 ) -> Result<impl Future<Output = Result<(usize, Duration), Cause>> + use<Si>, Cause> {
     let len = chunk.len();
-    let write = catch_unwind(AssertUnwindSafe(|| sink.write(chunk))).map_err(|payload| Cause::panic(PanicSite::SinkWrite, payload))?;
+    let write = catch_unwind(AssertUnwindSafe(|| sink.write(chunk)))
+        .map_err(|payload| Cause::panic(PanicSite::SinkWrite, payload))?;
     Ok(async move {
         let issued = Instant::now();
         let write = AssertUnwindSafe(write).catch_unwind();
         let result = match timeout {
             Some(limit) => match tokio::time::timeout(limit, write).await {
                 Ok(result) => result,
-                Err(_) => return Err(Cause::WriteTimeout { chunk: index, timeout: limit }),
+                Err(_) => {
+                    return Err(Cause::WriteTimeout {
+                        chunk: index,
+                        timeout: limit,
+                    });
+                }
             },
             None => write.await,
         };
@@ -240,7 +246,13 @@ impl Tally {
 /// Aborts the sink exactly once (the `Aborting` permission is consumed),
 /// bounded by `timeout`, and builds the error with the root cause first and
 /// any abort failure as secondary.
-async fn abort<Si: Sink>(sink: Si, aborting: Aborting, cause: Cause, tally: Tally, timeout: Option<Duration>) -> IngestError {
+async fn abort<Si: Sink>(
+    sink: Si,
+    aborting: Aborting,
+    cause: Cause,
+    tally: Tally,
+    timeout: Option<Duration>,
+) -> IngestError {
     let at = tally.started.elapsed();
     let abort_started = Instant::now();
     let attempt = guarded(|| sink.abort(&cause));

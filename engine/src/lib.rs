@@ -52,6 +52,11 @@ mod transform;
 #[cfg(all(test, weir_loom))]
 mod loom_lifecycle;
 
+// The README's example is compiled with the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 pub use error::{AbortFailure, BoxError, Cause, ErrorKind, IngestError, OptionsError, PanicSite};
 pub use ingest::ingest;
 pub use options::{

@@ -102,12 +102,7 @@ pub(crate) struct Aborting {
 /// Creates the lifecycle of a new ingestion.
 pub(crate) fn new() -> (Running, LifecycleHandle) {
     let state = Arc::new(AtomicU8::new(RUNNING));
-    (
-        Running {
-            state: state.clone(),
-        },
-        LifecycleHandle { state },
-    )
+    (Running { state: state.clone() }, LifecycleHandle { state })
 }
 
 impl Running {

@@ -165,11 +165,11 @@ where
     pub(crate) async fn close(&mut self) -> Vec<StageReport> {
         self.source = None;
         self.work.clear();
-        if let Some((index, handle)) = self.offload.take() {
-            if let Ok(result) = handle.await {
-                self.stages[index].transform = Some(result.transform);
-                self.stages[index].report.busy += result.busy;
-            }
+        if let Some((index, handle)) = self.offload.take()
+            && let Ok(result) = handle.await
+        {
+            self.stages[index].transform = Some(result.transform);
+            self.stages[index].report.busy += result.busy;
         }
         self.tracker.close();
         self.tracker.wait().await;
@@ -204,9 +204,7 @@ where
         };
         if stage.heavy {
             let name = stage.report.name.clone();
-            let handle = self
-                .tracker
-                .spawn_blocking(move || run_job(transform, &name, job));
+            let handle = self.tracker.spawn_blocking(move || run_job(transform, &name, job));
             self.offload = Some((index, handle));
             Ok(())
         } else {

@@ -183,8 +183,7 @@ fn commit(file: NamedTempFile, target: &Path, dir: &Path) -> Result<(), (Option<
     if let Err(error) = file.as_file().sync_all() {
         return Err((Some(file), error));
     }
-    file.persist(target)
-        .map_err(|error| (Some(error.file), error.error))?;
+    file.persist(target).map_err(|error| (Some(error.file), error.error))?;
     // The rename is durable once the directory is synced. The complete file
     // is already visible at the target, so failing `finalize` now would
     // report as uncommitted what readers can see: log it instead (some

@@ -75,10 +75,7 @@ impl Sink for MemorySink {
         for chunk in self.chunks.drain(..) {
             all.extend_from_slice(&chunk);
         }
-        self.published
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .committed = Some(all.freeze());
+        self.published.lock().unwrap_or_else(PoisonError::into_inner).committed = Some(all.freeze());
         ready(Ok(()))
     }
 

@@ -25,7 +25,9 @@ async fn commit_renames_the_complete_file_into_place() {
     let input = chunks(100, 1000);
     let sink = FileSink::create(&target).unwrap();
     assert!(!target.exists(), "nothing is visible before the commit");
-    ingest(source_of(input.clone()), sink, IngestOptions::default()).await.unwrap();
+    ingest(source_of(input.clone()), sink, IngestOptions::default())
+        .await
+        .unwrap();
     assert_eq!(std::fs::read(&target).unwrap(), input.concat());
     assert!(leftovers(dir.path()).is_empty());
 }
@@ -98,7 +100,10 @@ async fn a_thousand_failing_ingestions_leak_nothing() {
             }
             // A transform fails midway.
             _ => {
-                let options = IngestOptions::builder().transform(FailAfter(3)).max_in_flight(4).build();
+                let options = IngestOptions::builder()
+                    .transform(FailAfter(3))
+                    .max_in_flight(4)
+                    .build();
                 ingest(source, sink, options).await
             }
         };

@@ -88,10 +88,10 @@ async fn hung_abort_is_given_up_on_after_the_abort_timeout() {
         hang_abort: true,
         ..Script::default()
     });
-    let options = IngestOptions::builder()
-        .abort_timeout(Duration::from_secs(5))
-        .build();
-    let err = ingest(source_of(chunks(2, 10)), sink.clone(), options).await.unwrap_err();
+    let options = IngestOptions::builder().abort_timeout(Duration::from_secs(5)).build();
+    let err = ingest(source_of(chunks(2, 10)), sink.clone(), options)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Write);
     assert!(matches!(err.abort_failure(), Some(AbortFailure::TimedOut(t)) if *t == Duration::from_secs(5)));
 }
@@ -104,7 +104,9 @@ async fn invalid_options_close_the_source_and_abort_the_sink() {
         IngestOptions::builder().write_timeout(Duration::ZERO).build(),
     ] {
         let sink = Scripted::default();
-        let err = ingest(source_of(chunks(3, 10)), sink.clone(), options).await.unwrap_err();
+        let err = ingest(source_of(chunks(3, 10)), sink.clone(), options)
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidOptions);
         assert_eq!(sink.calls(), vec![Call::Abort(ErrorKind::InvalidOptions)]);
         assert_eq!(err.report().bytes_read, 0);
@@ -158,10 +160,10 @@ async fn write_timeout_interrupts_a_hung_write() {
         hang_write: Some(1),
         ..Script::default()
     });
-    let options = IngestOptions::builder()
-        .write_timeout(Duration::from_secs(2))
-        .build();
-    let err = ingest(source_of(chunks(4, 10)), sink.clone(), options).await.unwrap_err();
+    let options = IngestOptions::builder().write_timeout(Duration::from_secs(2)).build();
+    let err = ingest(source_of(chunks(4, 10)), sink.clone(), options)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err.cause(), Cause::WriteTimeout { chunk: 1, timeout } if *timeout == Duration::from_secs(2)),
         "{err:?}"
@@ -190,7 +192,10 @@ async fn panics_in_the_sink_become_errors_and_abort() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Panic);
-    assert_eq!(terminal(&sink.calls()), vec![Call::Finalize, Call::Abort(ErrorKind::Panic)]);
+    assert_eq!(
+        terminal(&sink.calls()),
+        vec![Call::Finalize, Call::Abort(ErrorKind::Panic)]
+    );
 }
 
 #[tokio::test]
@@ -203,7 +208,10 @@ async fn failed_finalize_is_followed_by_exactly_one_abort() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Finalize);
-    assert_eq!(terminal(&sink.calls()), vec![Call::Finalize, Call::Abort(ErrorKind::Finalize)]);
+    assert_eq!(
+        terminal(&sink.calls()),
+        vec![Call::Finalize, Call::Abort(ErrorKind::Finalize)]
+    );
     assert!(err.report().finalize_duration.is_some());
 }
 
@@ -328,7 +336,9 @@ async fn a_panicking_offloaded_transform_aborts_the_sink() {
             runtime_thread: std::thread::current().id(),
         })
         .build();
-    let err = ingest(source_of(chunks(5, 10)), sink.clone(), options).await.unwrap_err();
+    let err = ingest(source_of(chunks(5, 10)), sink.clone(), options)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Panic);
     assert!(err.to_string().contains("transform `heavy` panicked"), "{err}");
     assert_eq!(terminal(&sink.calls()), vec![Call::Abort(ErrorKind::Panic)]);
@@ -337,7 +347,9 @@ async fn a_panicking_offloaded_transform_aborts_the_sink() {
 #[tokio::test]
 async fn null_sink_and_boxed_sinks_work_through_the_same_api() {
     let boxed: weir::BoxSink = Box::new(NullSink);
-    let report = ingest(source_of(chunks(3, 10)), boxed, IngestOptions::default()).await.unwrap();
+    let report = ingest(source_of(chunks(3, 10)), boxed, IngestOptions::default())
+        .await
+        .unwrap();
     assert_eq!(report.bytes_written, 30);
 
     let sink = MemorySink::new();

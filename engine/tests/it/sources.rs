@@ -10,7 +10,9 @@ use crate::support::open_fds;
 async fn file_source_reads_the_whole_file_in_chunks() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("input.bin");
-    let data: Vec<u8> = (0..1_000_003u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let data: Vec<u8> = (0..1_000_003u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     std::fs::write(&path, &data).unwrap();
 
     let mut source = FileSource::open(&path, 4096).unwrap();
@@ -42,8 +44,14 @@ async fn dropping_a_file_source_early_closes_the_file() {
 
 #[test]
 fn zero_chunk_sizes_are_refused() {
-    assert_eq!(FileSource::open("/dev/null", 0).unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
-    assert_eq!(from_async_read(tokio::io::empty(), 0).unwrap_err(), OptionsError::ZeroChunkSize);
+    assert_eq!(
+        FileSource::open("/dev/null", 0).unwrap_err().kind(),
+        std::io::ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        from_async_read(tokio::io::empty(), 0).unwrap_err(),
+        OptionsError::ZeroChunkSize
+    );
 }
 
 #[tokio::test]

@@ -33,7 +33,11 @@ impl Machine {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu_model = cpuinfo
             .lines()
-            .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim().to_owned()))
+            .find_map(|l| {
+                l.strip_prefix("model name")
+                    .and_then(|r| r.split_once(':'))
+                    .map(|(_, v)| v.trim().to_owned())
+            })
             .unwrap_or_else(|| "unknown".to_owned());
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
         let memory_bytes = meminfo
@@ -68,7 +72,8 @@ fn command_output(program: &str, args: &[&str]) -> Option<String> {
 /// has uncommitted changes; `None` outside a git checkout.
 pub fn git_revision() -> Option<String> {
     let rev = command_output("git", &["rev-parse", "--short=12", "HEAD"])?;
-    let dirty = command_output("git", &["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    let dirty =
+        command_output("git", &["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
     Some(if dirty { format!("{rev}-dirty") } else { rev })
 }
 
@@ -190,7 +195,8 @@ mod tests {
     #[test]
     fn results_round_trip_through_their_files() {
         let dir = tempfile::tempdir().unwrap();
-        let mut result = ScenarioResult::new("flow", "controlled").with_transfer(1 << 30, std::time::Duration::from_secs(2));
+        let mut result =
+            ScenarioResult::new("flow", "controlled").with_transfer(1 << 30, std::time::Duration::from_secs(2));
         result.params.insert("size".into(), Value::from(1u64 << 30));
         result.extra.insert("slope".into(), Value::from(0.01));
         let first = result.write_to(dir.path()).unwrap();
