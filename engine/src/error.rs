@@ -122,6 +122,13 @@ pub enum Cause {
     /// The cancellation token fired before the commit point.
     #[error("cancelled before commit")]
     Cancelled,
+    /// A graceful shutdown ran out of grace and cancelled the ingestion
+    /// before the commit point.
+    #[error("cancelled by shutdown after the grace period")]
+    Shutdown,
+    /// The registry was shutting down and refused to start the ingestion.
+    #[error("refused: shutting down, no new ingestion is accepted")]
+    Refused,
     /// User code panicked; the panic was caught.
     #[error("{site} panicked: {message}")]
     Panic {
@@ -155,6 +162,10 @@ pub enum ErrorKind {
     WriteTimeout,
     /// See [`Cause::Cancelled`].
     Cancelled,
+    /// See [`Cause::Shutdown`].
+    Shutdown,
+    /// See [`Cause::Refused`].
+    Refused,
     /// See [`Cause::Panic`].
     Panic,
     /// See [`Cause::Finalize`].
@@ -171,6 +182,8 @@ impl ErrorKind {
             Self::Write => "write",
             Self::WriteTimeout => "write_timeout",
             Self::Cancelled => "cancelled",
+            Self::Shutdown => "shutdown",
+            Self::Refused => "refused",
             Self::Panic => "panic",
             Self::Finalize => "finalize",
         }
@@ -193,6 +206,8 @@ impl Cause {
             Self::Write { .. } => ErrorKind::Write,
             Self::WriteTimeout { .. } => ErrorKind::WriteTimeout,
             Self::Cancelled => ErrorKind::Cancelled,
+            Self::Shutdown => ErrorKind::Shutdown,
+            Self::Refused => ErrorKind::Refused,
             Self::Panic { .. } => ErrorKind::Panic,
             Self::Finalize { .. } => ErrorKind::Finalize,
         }

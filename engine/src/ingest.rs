@@ -63,18 +63,22 @@ where
     let mut stats = Stats::new();
 
     let in_runtime = tokio::runtime::Handle::try_current().is_ok();
-    let invalid = if in_runtime {
-        options.validate().err()
+    let refusal = if !in_runtime {
+        Some(Cause::InvalidOptions(OptionsError::NoRuntime))
+    } else if let Err(error) = options.validate() {
+        Some(Cause::InvalidOptions(error))
+    } else if options.registry.refused {
+        Some(Cause::Refused)
     } else {
-        Some(OptionsError::NoRuntime)
+        None
     };
-    if let Some(error) = invalid {
+    if let Some(cause) = refusal {
         drop(source);
-        tracing::debug!(%error, "refusing invalid options");
+        tracing::debug!(%cause, "refusing to start");
         // Without a runtime there is no timer to bound the abort with.
         let timeout = (in_runtime && !options.abort_timeout.is_zero()).then_some(options.abort_timeout);
         let tally = Tally::new(started, stats, Vec::new(), None);
-        return Err(abort(sink, running.abort(), Cause::InvalidOptions(error), tally, timeout).await);
+        return Err(abort(sink, running.abort(), cause, tally, timeout).await);
     }
 
     let IngestOptions {
@@ -84,13 +88,18 @@ where
         abort_timeout,
         cancel,
         transforms,
+        registry,
     } = options;
+    // Without a registry, a token nobody cancels.
+    let shutdown = registry.shutdown.unwrap_or_default();
     let mut pipeline = Pipeline::new(source, transforms, chunk_size);
     let mut exhausted = false;
     let mut in_flight = FuturesUnordered::new();
     let mut next_chunk: u64 = 0;
     let cancelled = cancel.cancelled();
     tokio::pin!(cancelled);
+    let shut_down = shutdown.cancelled();
+    tokio::pin!(shut_down);
 
     let failure: Option<Cause> = loop {
         if exhausted && in_flight.is_empty() {
@@ -103,9 +112,13 @@ where
         let may_pull = !exhausted && in_flight.len() < max_in_flight;
         tokio::select! {
             biased;
-            () = &mut cancelled => {
+            () = &mut shut_down => {
                 // The loop still holds `Running`, so the request is accepted
                 // and the commit point below refuses to pass.
+                let _ = observer.request_cancel();
+                break Some(Cause::Shutdown);
+            }
+            () = &mut cancelled => {
                 let _ = observer.request_cancel();
                 break Some(Cause::Cancelled);
             }
@@ -143,15 +156,27 @@ where
     }
     // A cancellation that arrived with the last acknowledgement still wins:
     // the commit point has not been passed yet.
-    if cancel.is_cancelled() {
+    let late_cancel = if shutdown.is_cancelled() {
+        Some(Cause::Shutdown)
+    } else if cancel.is_cancelled() {
+        Some(Cause::Cancelled)
+    } else {
+        None
+    };
+    if let Some(cause) = late_cancel {
         let tally = Tally::new(started, stats, stages, None);
-        return Err(abort(sink, running.abort(), Cause::Cancelled, tally, Some(abort_timeout)).await);
+        return Err(abort(sink, running.abort(), cause, tally, Some(abort_timeout)).await);
     }
     let finalizing = match running.finalize() {
         Ok(finalizing) => finalizing,
         Err(aborting) => {
+            let cause = if shutdown.is_cancelled() {
+                Cause::Shutdown
+            } else {
+                Cause::Cancelled
+            };
             let tally = Tally::new(started, stats, stages, None);
-            return Err(abort(sink, aborting, Cause::Cancelled, tally, Some(abort_timeout)).await);
+            return Err(abort(sink, aborting, cause, tally, Some(abort_timeout)).await);
         }
     };
 

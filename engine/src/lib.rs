@@ -42,6 +42,7 @@ mod error;
 mod ingest;
 mod lifecycle;
 mod options;
+mod registry;
 mod report;
 mod sink;
 mod sinks;
@@ -51,6 +52,8 @@ mod transform;
 
 #[cfg(all(test, weir_loom))]
 mod loom_lifecycle;
+#[cfg(all(test, weir_loom))]
+mod loom_registry;
 
 // The README's example is compiled with the doc tests.
 #[cfg(doctest)]
@@ -62,6 +65,7 @@ pub use ingest::ingest;
 pub use options::{
     DEFAULT_ABORT_TIMEOUT, DEFAULT_CHUNK_SIZE, IngestOptions, IngestOptionsBuilder, MAX_CHUNK_SIZE, MAX_IN_FLIGHT,
 };
+pub use registry::{Registry, ShutdownSummary};
 pub use report::{AbortReport, IngestReport, LatencySummary, Outcome, StageReport};
 pub use sink::{BoxSink, DynSink, Sink};
 pub use sinks::{FileSink, MemoryHandle, MemorySink, NullSink};

@@ -31,6 +31,16 @@ pub struct IngestOptions {
     pub(crate) abort_timeout: Duration,
     pub(crate) cancel: CancellationToken,
     pub(crate) transforms: Vec<Box<dyn Transform>>,
+    /// Set by a [`Registry`](crate::Registry): its shutdown token, and
+    /// whether it refused the ingestion.
+    pub(crate) registry: RegistryLink,
+}
+
+/// What a registry tells the loop about one ingestion.
+#[derive(Debug, Default)]
+pub(crate) struct RegistryLink {
+    pub(crate) shutdown: Option<CancellationToken>,
+    pub(crate) refused: bool,
 }
 
 impl Default for IngestOptions {
@@ -42,6 +52,7 @@ impl Default for IngestOptions {
             abort_timeout: DEFAULT_ABORT_TIMEOUT,
             cancel: CancellationToken::new(),
             transforms: Vec::new(),
+            registry: RegistryLink::default(),
         }
     }
 }

@@ -2,5 +2,6 @@
 
 mod file_sink;
 mod ingest;
+mod registry;
 mod sources;
 mod support;
