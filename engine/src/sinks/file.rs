@@ -10,17 +10,34 @@ use std::thread;
 
 use bytes::Bytes;
 use tempfile::NamedTempFile;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::error::{BoxError, Cause};
 use crate::sink::Sink;
 
 type Ack = oneshot::Sender<io::Result<()>>;
 
+/// Writes a `FileSink` accepts ahead of the disk: a write is acknowledged
+/// once at most this many writes (itself included) are still queued.
+pub const WRITE_BEHIND: u64 = 8;
+
+/// Acknowledgements are released in groups of this many, so the writer
+/// thread wakes the ingestion once per group rather than once per write.
+const ACK_BATCH: u64 = 4;
+
 enum Command {
-    Write(Bytes, Ack),
+    Write(Bytes),
     Commit(Ack),
     Discard(Ack),
+}
+
+/// What the writer thread has done, published to the write futures.
+#[derive(Debug, Default)]
+struct Progress {
+    /// Writes taken off the queue (written, or skipped after a failure).
+    done: u64,
+    /// The first write failure.
+    failed: Option<(io::ErrorKind, String)>,
 }
 
 /// Writes to a temporary file in the target's directory; `finalize` flushes,
@@ -29,14 +46,20 @@ enum Command {
 /// one, never a partial one.
 ///
 /// The writes run on a thread the sink owns, in the order they were
-/// issued, so reading (on the source's side) and writing overlap. Its queue
-/// holds at most the ingestion's in-flight writes. The thread ends on the
-/// terminal call; if the sink is dropped without one, the thread removes the
-/// temporary file on its own.
+/// issued, write-behind: a write is acknowledged (`Ok`: the sink has taken
+/// responsibility for it) once at most [`WRITE_BEHIND`] writes are queued
+/// ahead of the disk, so reading, the engine and writing all overlap, and
+/// memory stays bounded by the in-flight writes plus [`WRITE_BEHIND`]
+/// chunks. A failed disk write fails a later write, or `finalize`; nothing
+/// is committed after one. The thread ends on the terminal call; if the
+/// sink is dropped without one, the thread removes the temporary file on its
+/// own.
 #[derive(Debug)]
 pub struct FileSink {
     target: PathBuf,
     commands: Option<mpsc::Sender<Command>>,
+    progress: watch::Receiver<Progress>,
+    issued: u64,
     worker: Option<thread::JoinHandle<()>>,
 }
 
@@ -65,13 +88,16 @@ impl FileSink {
             .suffix(".weir-tmp")
             .tempfile_in(&dir)?;
         let (commands, inbox) = mpsc::channel();
+        let (report, progress) = watch::channel(Progress::default());
         let worker_target = target.clone();
         let worker = thread::Builder::new()
             .name("weir-file-sink".to_owned())
-            .spawn(move || run_worker(temp, worker_target, dir, inbox))?;
+            .spawn(move || run_worker(temp, worker_target, dir, inbox, &report))?;
         Ok(Self {
             target,
             commands: Some(commands),
+            progress,
+            issued: 0,
             worker: Some(worker),
         })
     }
@@ -88,6 +114,13 @@ impl FileSink {
             let _ = commands.send(command(ack));
         }
         done
+    }
+
+    /// Queues a write; `false` when the writer thread is gone.
+    fn queue(&self, chunk: Bytes) -> bool {
+        self.commands
+            .as_ref()
+            .is_some_and(|commands| commands.send(Command::Write(chunk)).is_ok())
     }
 
     /// Waits for the worker after its terminal acknowledgement: it is only
@@ -109,7 +142,27 @@ async fn acknowledged(done: oneshot::Receiver<io::Result<()>>) -> Result<(), Box
 
 impl Sink for FileSink {
     fn write(&mut self, chunk: Bytes) -> impl Future<Output = Result<(), BoxError>> + Send + use<> {
-        acknowledged(self.send(|ack| Command::Write(chunk, ack)))
+        let index = self.issued;
+        self.issued += 1;
+        let queued = self.queue(chunk);
+        let mut progress = self.progress.clone();
+        // Acknowledged once at most WRITE_BEHIND writes, this one included,
+        // are still waiting for the disk; rounded up to a whole group, which
+        // is when the writer thread sends a wake-up.
+        let needed = (index + 1).saturating_sub(WRITE_BEHIND).next_multiple_of(ACK_BATCH);
+        async move {
+            if !queued {
+                return Err("file sink writer thread is gone".into());
+            }
+            let state = progress
+                .wait_for(|p| p.failed.is_some() || p.done >= needed)
+                .await
+                .map_err(|_| "file sink writer thread is gone")?;
+            match &state.failed {
+                Some((kind, message)) => Err(io::Error::new(*kind, message.clone()).into()),
+                None => Ok(()),
+            }
+        }
     }
 
     async fn finalize(&mut self) -> Result<(), BoxError> {
@@ -133,21 +186,39 @@ impl Drop for FileSink {
     }
 }
 
-fn run_worker(temp: NamedTempFile, target: PathBuf, dir: PathBuf, inbox: mpsc::Receiver<Command>) {
+fn run_worker(
+    temp: NamedTempFile,
+    target: PathBuf,
+    dir: PathBuf,
+    inbox: mpsc::Receiver<Command>,
+    progress: &watch::Sender<Progress>,
+) {
     let mut temp = Some(temp);
     let mut failed: Option<io::ErrorKind> = None;
     for command in inbox {
         match command {
-            Command::Write(chunk, ack) => {
+            Command::Write(chunk) => {
                 let result = match (failed, temp.as_mut()) {
-                    (Some(kind), _) => Err(io::Error::new(kind, "an earlier write to the temporary file failed")),
+                    (Some(_), _) => Ok(()), // already failed: skip, nothing will be committed
                     (None, Some(file)) => file.as_file_mut().write_all(&chunk),
                     (None, None) => Err(io::Error::other("the temporary file is gone")),
                 };
-                if let Err(error) = &result {
+                drop(chunk);
+                // Publish every write, but wake waiters only when a group is
+                // complete (the only counts they wait for) or on a failure.
+                progress.send_if_modified(|p| {
+                    p.done += 1;
+                    if let Err(error) = &result
+                        && p.failed.is_none()
+                    {
+                        p.failed = Some((error.kind(), format!("writing the temporary file failed: {error}")));
+                        return true;
+                    }
+                    p.done % ACK_BATCH == 0
+                });
+                if let Err(error) = result {
                     failed = Some(error.kind());
                 }
-                let _ = ack.send(result);
             }
             Command::Commit(ack) => {
                 let result = match (failed, temp.take()) {

@@ -10,6 +10,8 @@
 //! - [`ScenarioResult`]: the one JSON result format every run writes.
 //! - [`SyntheticSource`] and [`write_test_file`]: deterministic, seeded
 //!   input of any size, generated on the fly.
+//! - [`criterion_results`]: criterion's estimates as results, so benches
+//!   flow into the same report and gate.
 //!
 //! ```
 //! use std::time::Duration;
@@ -26,12 +28,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod criterion;
 mod fds;
 mod lag;
 mod result;
 mod rss;
 mod synthetic;
 
+pub use criterion::criterion_results;
 pub use fds::open_fds;
 pub use lag::{LagProbe, LagSeries};
 pub use result::{Machine, ScenarioResult, git_revision, load_results, unix_now};

@@ -1,0 +1,137 @@
+//! Engine benches: overhead per chunk against a raw loop, `FileSink`
+//! against a plain write loop, the max-in-flight sweep against a fixed
+//! latency, and the fixed cost of one tiny ingestion.
+//!
+//! In each group a function named `raw` is the baseline; the report and the
+//! gate read `raw time / engine time` from criterion's estimates.
+
+use std::io::Write;
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use futures_util::stream;
+use weir::{FileSink, IngestOptions, MemorySink, NullSink, ingest};
+use weir_benches::{LatencySink, copying_source, raw_loop};
+
+const TOTAL: usize = 16 << 20;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn payload(len: usize) -> Bytes {
+    Bytes::from((0..len).map(|i| (i % 251) as u8).collect::<Vec<_>>())
+}
+
+/// Engine vs raw loop, in-memory copying source into `NullSink`.
+fn engine_vs_raw(c: &mut Criterion) {
+    let rt = runtime();
+    let data = payload(TOTAL);
+    let mut group = c.benchmark_group("engine_vs_raw");
+    group.throughput(Throughput::Bytes(TOTAL as u64));
+    for chunk in [4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20] {
+        group.bench_with_input(BenchmarkId::new("raw", chunk), &chunk, |b, &chunk| {
+            b.to_async(&rt)
+                .iter(|| async { raw_loop(copying_source(&data, chunk), NullSink).await.unwrap() });
+        });
+        group.bench_with_input(BenchmarkId::new("engine", chunk), &chunk, |b, &chunk| {
+            b.to_async(&rt).iter(|| async {
+                let options = IngestOptions::builder().chunk_size(chunk).build();
+                ingest(copying_source(&data, chunk), NullSink, options).await.unwrap()
+            });
+        });
+    }
+    group.finish();
+}
+
+/// `FileSink` (temp file, writer thread, fsync, rename) against a plain
+/// `std::fs` write loop with the same fsync and rename.
+fn file_sink(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = payload(TOTAL);
+    let chunk = 64 << 10;
+    let mut group = c.benchmark_group("file_sink");
+    group.throughput(Throughput::Bytes(TOTAL as u64));
+    group.sample_size(10);
+    group.bench_with_input(BenchmarkId::new("raw", chunk), &chunk, |b, &chunk| {
+        let target = dir.path().join("raw.bin");
+        let temp = dir.path().join("raw.tmp");
+        b.iter(|| {
+            let mut file = std::fs::File::create(&temp).unwrap();
+            for piece in data.chunks(chunk) {
+                file.write_all(piece).unwrap();
+            }
+            file.sync_all().unwrap();
+            std::fs::rename(&temp, &target).unwrap();
+        });
+    });
+    group.bench_with_input(BenchmarkId::new("engine", chunk), &chunk, |b, &chunk| {
+        let target = dir.path().join("engine.bin");
+        b.to_async(&rt).iter(|| async {
+            let sink = FileSink::create(&target).unwrap();
+            let options = IngestOptions::builder().chunk_size(chunk).build();
+            ingest(copying_source(&data, chunk), sink, options).await.unwrap()
+        });
+    });
+    group.finish();
+}
+
+/// Throughput against a sink with 1 ms per write scales with max in flight.
+fn in_flight_sweep(c: &mut Criterion) {
+    let rt = runtime();
+    let chunks = 64;
+    let chunk = 16 << 10;
+    let data = payload(chunks * chunk);
+    let mut group = c.benchmark_group("in_flight_sweep");
+    group.throughput(Throughput::Bytes(data.len() as u64));
+    group.sample_size(10);
+    for in_flight in [1usize, 2, 4, 8, 16, 32] {
+        group.bench_with_input(BenchmarkId::from_parameter(in_flight), &in_flight, |b, &in_flight| {
+            b.to_async(&rt).iter(|| async {
+                let options = IngestOptions::builder()
+                    .chunk_size(chunk)
+                    .max_in_flight(in_flight)
+                    .build();
+                let sink = LatencySink {
+                    latency: Duration::from_millis(1),
+                };
+                ingest(copying_source(&data, chunk), sink, options).await.unwrap()
+            });
+        });
+    }
+    group.finish();
+}
+
+/// The fixed cost of one tiny ingestion: options, lifecycle, report.
+fn lifecycle(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("lifecycle");
+    group.bench_function("raw", |b| {
+        b.to_async(&rt).iter(|| async {
+            raw_loop(stream::iter([Ok(Bytes::from_static(b"tiny"))]), MemorySink::new())
+                .await
+                .unwrap()
+        });
+    });
+    group.bench_function("engine", |b| {
+        b.to_async(&rt).iter(|| async {
+            ingest(
+                stream::iter([Ok(Bytes::from_static(b"tiny"))]),
+                MemorySink::new(),
+                IngestOptions::default(),
+            )
+            .await
+            .unwrap()
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, engine_vs_raw, file_sink, in_flight_sweep, lifecycle);
+criterion_main!(benches);

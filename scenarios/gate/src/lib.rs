@@ -1,0 +1,264 @@
+//! Regression gates: a committed gates file of ratio floors, memory
+//! ceilings and correctness counts, checked against the result JSON of one
+//! run. Timings are only ever compared as ratios measured in the same run;
+//! memory ceilings and counts are absolute.
+//!
+//! ```
+//! use weir_gate::{GateFile, evaluate};
+//! use weir_harness::ScenarioResult;
+//!
+//! let gates: GateFile = toml::from_str(r#"
+//!     [[gate]]
+//!     name = "controlled flow stays flat"
+//!     scenario = "flow"
+//!     variant = "controlled"
+//!     metric = "rss.peak_bytes"
+//!     max = 16777216
+//!     why = "flat memory: the issue's ceiling"
+//! "#).unwrap();
+//! let mut result = ScenarioResult::new("flow", "controlled");
+//! result.rss.peak_bytes = 6 << 20;
+//! let verdicts = evaluate(&gates, &[result]);
+//! assert!(verdicts.iter().all(|v| v.pass));
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use weir_harness::ScenarioResult;
+
+/// Why a gates file could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GateError {
+    /// The file could not be read.
+    #[error("cannot read gates file {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("gates file {path} is malformed")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parse error.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A gate has neither `min` nor `max`, so it could never fail.
+    #[error("gate `{0}` has neither min nor max: it could never fail")]
+    Vacuous(String),
+}
+
+/// One gate: a figure of one scenario variant, and its bound.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gate {
+    /// What the gate protects, in words.
+    pub name: String,
+    /// The result's scenario.
+    pub scenario: String,
+    /// The result's variant; `None` matches every variant of the scenario
+    /// (each must pass).
+    #[serde(default)]
+    pub variant: Option<String>,
+    /// Dotted path into the result JSON (`rss.peak_bytes`,
+    /// `extra.ratio_vs_raw`, `lag.p99_us`), or `rss.growth_bytes` (peak
+    /// minus baseline).
+    pub metric: String,
+    /// The figure must be at least this.
+    #[serde(default)]
+    pub min: Option<f64>,
+    /// The figure must be at most this.
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// Why the bound is where it is (the measurement that justifies it).
+    #[serde(default)]
+    pub why: String,
+}
+
+/// The committed gates file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GateFile {
+    /// Every gate.
+    #[serde(default, rename = "gate")]
+    pub gates: Vec<Gate>,
+}
+
+impl GateFile {
+    /// Reads and checks a gates file.
+    ///
+    /// # Errors
+    ///
+    /// When it cannot be read or parsed, or a gate has no bound.
+    pub fn load(path: &Path) -> Result<Self, GateError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| GateError::Read {
+            path: name.clone(),
+            source,
+        })?;
+        let file: Self = toml::from_str(&text).map_err(|source| GateError::Parse { path: name, source })?;
+        if let Some(gate) = file.gates.iter().find(|g| g.min.is_none() && g.max.is_none()) {
+            return Err(GateError::Vacuous(gate.name.clone()));
+        }
+        Ok(file)
+    }
+}
+
+/// The verdict on one gate for one result (or for a missing result).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// The gate.
+    pub gate: Gate,
+    /// The variant it was checked on (`None` when no result matched).
+    pub variant: Option<String>,
+    /// The measured figure (`None` when missing).
+    pub measured: Option<f64>,
+    /// How far inside the bound, as a fraction of the bound (negative when
+    /// breached).
+    pub margin: Option<f64>,
+    /// Whether it passed. A missing figure fails: a gate that cannot be
+    /// measured cannot be trusted.
+    pub pass: bool,
+}
+
+fn metric(result: &ScenarioResult, path: &str) -> Option<f64> {
+    if path == "rss.growth_bytes" {
+        return Some(result.rss.growth_bytes() as f64);
+    }
+    let value = serde_json::to_value(result).ok()?;
+    let mut cursor = &value;
+    for part in path.split('.') {
+        cursor = cursor.get(part)?;
+    }
+    match cursor {
+        Value::Number(n) => n.as_f64(),
+        Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        _ => None,
+    }
+}
+
+fn judge(gate: &Gate, measured: f64) -> (bool, f64) {
+    let mut pass = true;
+    let mut margin = f64::INFINITY;
+    if let Some(min) = gate.min {
+        pass &= measured >= min;
+        let scale = if min == 0.0 { 1.0 } else { min.abs() };
+        margin = margin.min((measured - min) / scale);
+    }
+    if let Some(max) = gate.max {
+        pass &= measured <= max;
+        let scale = if max == 0.0 { 1.0 } else { max.abs() };
+        margin = margin.min((max - measured) / scale);
+    }
+    (pass, margin)
+}
+
+/// Checks every gate against `results`. For a gate with a variant, the
+/// newest matching result counts; without one, every variant counts.
+pub fn evaluate(file: &GateFile, results: &[ScenarioResult]) -> Vec<Verdict> {
+    let mut verdicts = Vec::new();
+    for gate in &file.gates {
+        let mut matching: Vec<&ScenarioResult> = results
+            .iter()
+            .filter(|r| r.scenario == gate.scenario && gate.variant.as_ref().is_none_or(|v| &r.variant == v))
+            .collect();
+        if gate.variant.is_some() {
+            matching.sort_by_key(|r| r.started_unix_s);
+            matching = matching.into_iter().rev().take(1).collect();
+        }
+        if matching.is_empty() {
+            verdicts.push(Verdict {
+                gate: gate.clone(),
+                variant: None,
+                measured: None,
+                margin: None,
+                pass: false,
+            });
+            continue;
+        }
+        for result in matching {
+            let measured = metric(result, &gate.metric);
+            let (pass, margin) = match measured {
+                Some(m) if result.is_ok() => {
+                    let (pass, margin) = judge(gate, m);
+                    (pass, Some(margin))
+                }
+                _ => (false, None),
+            };
+            verdicts.push(Verdict {
+                gate: gate.clone(),
+                variant: Some(result.variant.clone()),
+                measured,
+                margin,
+                pass,
+            });
+        }
+    }
+    verdicts
+}
+
+fn human(value: f64, metric: &str) -> String {
+    if metric.ends_with("bytes") {
+        format!("{:.2} MiB", value / (1024.0 * 1024.0))
+    } else if value.abs() >= 1000.0 || value == value.trunc() {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.3}")
+    }
+}
+
+/// The verdicts as a markdown table: figure, gate, margin, pass or fail.
+pub fn table(verdicts: &[Verdict]) -> String {
+    let mut out = String::from("| gate | scenario/variant | metric | measured | bound | margin | result |\n");
+    out.push_str("| --- | --- | --- | --- | --- | --- | --- |\n");
+    for v in verdicts {
+        let bound = match (v.gate.min, v.gate.max) {
+            (Some(min), Some(max)) => format!("{} ..= {}", human(min, &v.gate.metric), human(max, &v.gate.metric)),
+            (Some(min), None) => format!(">= {}", human(min, &v.gate.metric)),
+            (None, Some(max)) => format!("<= {}", human(max, &v.gate.metric)),
+            (None, None) => "none".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {}/{} | `{}` | {} | {} | {} | {} |",
+            v.gate.name,
+            v.gate.scenario,
+            v.variant.as_deref().unwrap_or("(missing)"),
+            v.gate.metric,
+            v.measured
+                .map_or_else(|| "missing".to_owned(), |m| human(m, &v.gate.metric)),
+            bound,
+            v.margin
+                .map_or_else(|| "-".to_owned(), |m| format!("{:+.0}%", m * 100.0)),
+            if v.pass { "pass" } else { "**FAIL**" },
+        );
+    }
+    out
+}
+
+/// The names of the breached gates, for the exit message.
+pub fn breaches(verdicts: &[Verdict]) -> Vec<String> {
+    verdicts
+        .iter()
+        .filter(|v| !v.pass)
+        .map(|v| {
+            format!(
+                "{} ({}/{}: {} = {})",
+                v.gate.name,
+                v.gate.scenario,
+                v.variant.as_deref().unwrap_or("no result"),
+                v.gate.metric,
+                v.measured
+                    .map_or_else(|| "missing".to_owned(), |m| human(m, &v.gate.metric))
+            )
+        })
+        .collect()
+}

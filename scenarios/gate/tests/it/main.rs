@@ -1,0 +1,126 @@
+//! The gate fails on doctored regressions and passes on good results.
+
+use serde_json::Value;
+use weir_gate::{GateError, GateFile, breaches, evaluate, table};
+use weir_harness::ScenarioResult;
+
+const GATES: &str = r#"
+[[gate]]
+name = "engine keeps up with a plain read loop"
+scenario = "flow"
+variant = "throughput"
+metric = "extra.ratio_file_null_vs_std"
+min = 0.9
+why = "issue 3 floor"
+
+[[gate]]
+name = "controlled flow stays flat"
+scenario = "flow"
+variant = "controlled"
+metric = "rss.growth_bytes"
+max = 8388608
+
+[[gate]]
+name = "no invariant violation"
+scenario = "chaos"
+metric = "extra.violations"
+max = 0
+"#;
+
+fn good() -> Vec<ScenarioResult> {
+    let mut throughput = ScenarioResult::new("flow", "throughput");
+    throughput
+        .extra
+        .insert("ratio_file_null_vs_std".into(), Value::from(1.05));
+    let mut controlled = ScenarioResult::new("flow", "controlled");
+    controlled.rss.baseline_bytes = 4 << 20;
+    controlled.rss.peak_bytes = 6 << 20;
+    let mut chaos_a = ScenarioResult::new("chaos", "memory");
+    chaos_a.extra.insert("violations".into(), Value::from(0));
+    let mut chaos_b = ScenarioResult::new("chaos", "file");
+    chaos_b.extra.insert("violations".into(), Value::from(0));
+    vec![throughput, controlled, chaos_a, chaos_b]
+}
+
+fn gates() -> GateFile {
+    toml::from_str(GATES).unwrap()
+}
+
+#[test]
+fn good_results_pass_every_gate() {
+    let verdicts = evaluate(&gates(), &good());
+    assert_eq!(verdicts.len(), 4, "one verdict per chaos variant");
+    assert!(verdicts.iter().all(|v| v.pass), "{}", table(&verdicts));
+    assert!(breaches(&verdicts).is_empty());
+}
+
+#[test]
+fn a_regressed_ratio_fails() {
+    let mut results = good();
+    results[0]
+        .extra
+        .insert("ratio_file_null_vs_std".into(), Value::from(0.7));
+    let verdicts = evaluate(&gates(), &results);
+    let failed = breaches(&verdicts);
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].contains("engine keeps up"), "{failed:?}");
+    assert!(table(&verdicts).contains("**FAIL**"));
+}
+
+#[test]
+fn a_breached_ceiling_fails() {
+    let mut results = good();
+    results[1].rss.peak_bytes = 40 << 20;
+    let failed = breaches(&evaluate(&gates(), &results));
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].contains("stays flat"), "{failed:?}");
+}
+
+#[test]
+fn a_single_violation_fails() {
+    let mut results = good();
+    results[3].extra.insert("violations".into(), Value::from(1));
+    let failed = breaches(&evaluate(&gates(), &results));
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].contains("chaos/file"), "{failed:?}");
+}
+
+#[test]
+fn a_missing_figure_fails_rather_than_passing_silently() {
+    let mut results = good();
+    results.remove(0);
+    results[0].outcome = "error: it crashed".into();
+    let failed = breaches(&evaluate(&gates(), &results));
+    assert_eq!(failed.len(), 2, "{failed:?}");
+}
+
+#[test]
+fn the_newest_result_of_a_variant_counts() {
+    let mut results = good();
+    let mut older = results[0].clone();
+    older.started_unix_s -= 100;
+    older.extra.insert("ratio_file_null_vs_std".into(), Value::from(0.1));
+    results.push(older);
+    assert!(breaches(&evaluate(&gates(), &results)).is_empty());
+}
+
+#[test]
+fn a_gate_without_a_bound_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gates.toml");
+    std::fs::write(
+        &path,
+        "[[gate]]\nname = \"toothless\"\nscenario = \"flow\"\nmetric = \"bytes\"\n",
+    )
+    .unwrap();
+    assert!(matches!(GateFile::load(&path), Err(GateError::Vacuous(name)) if name == "toothless"));
+    std::fs::write(&path, "[[gate]\n").unwrap();
+    assert!(matches!(GateFile::load(&path), Err(GateError::Parse { .. })));
+}
+
+#[test]
+fn the_committed_gates_file_is_valid() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../gates.toml");
+    let file = GateFile::load(&path).unwrap();
+    assert!(!file.gates.is_empty());
+}
