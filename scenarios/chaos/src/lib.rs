@@ -22,6 +22,7 @@
 mod check;
 mod recorder;
 mod runner;
+mod scenario;
 mod schedule;
 mod sink;
 mod source;
@@ -31,6 +32,7 @@ mod transform;
 pub use check::{Observed, check};
 pub use recorder::{Event, Recorder};
 pub use runner::{CaseOutcome, Clock, conformance, options_for, quiet_chaos_panics, run_case};
+pub use scenario::{ChaosParams, run as run_scenario};
 pub use schedule::{AbortFault, FailureSchedule, FinalizeFault, TransformFault, TransformPlan};
 pub use sink::ChaosSink;
 pub use source::ChaosSource;
