@@ -60,6 +60,9 @@ pub trait Transform: Send + 'static {
     }
 }
 
+/// Inline stage work after which the pipeline yields to the runtime.
+const INLINE_YIELD_AFTER: Duration = Duration::from_millis(1);
+
 /// What a stage is asked to do.
 enum Job {
     Chunk(Bytes),
@@ -126,6 +129,8 @@ pub(crate) struct Pipeline<St> {
     finished: usize,
     offload: Option<(usize, JoinHandle<StageResult>)>,
     tracker: TaskTracker,
+    /// CPU time spent in inline stages since the pipeline last yielded.
+    inline_busy: Duration,
     pub(crate) bytes_read: u64,
     pub(crate) chunks_read: u64,
 }
@@ -155,6 +160,7 @@ where
             finished: 0,
             offload: None,
             tracker: TaskTracker::new(),
+            inline_busy: Duration::ZERO,
             bytes_read: 0,
             chunks_read: 0,
         }
@@ -210,6 +216,7 @@ where
         } else {
             let name = stage.report.name.clone();
             let result = run_job(transform, &name, job);
+            self.inline_busy += result.busy;
             self.complete(index, result)
         }
     }
@@ -221,7 +228,7 @@ where
         stage.transform = Some(result.transform);
         stage.report.busy += result.busy;
         let out = result.output?;
-        if out.is_empty() && result.was_chunk {
+        if result.was_chunk && out.iter().all(Bytes::is_empty) {
             stage.report.chunks_dropped += 1;
         }
         for chunk in out.into_iter().rev() {
@@ -284,6 +291,14 @@ where
                 }
                 if let Err(cause) = this.start(index, Job::Chunk(chunk)) {
                     return Poll::Ready(Some(Err(cause)));
+                }
+                // Inline stages run on the runtime's thread: after a
+                // millisecond of their work, let other tasks run before the
+                // next chunk (Tokio's coop budget alone would allow ~128).
+                if this.inline_busy >= INLINE_YIELD_AFTER {
+                    this.inline_busy = Duration::ZERO;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
                 }
                 continue;
             }

@@ -362,3 +362,48 @@ async fn null_sink_and_boxed_sinks_work_through_the_same_api() {
     assert!(handle.is_aborted());
     assert_eq!(handle.committed(), None);
 }
+
+/// Spins for `per_chunk` of CPU on every chunk, inline.
+struct Spin {
+    per_chunk: Duration,
+}
+
+impl Transform for Spin {
+    fn name(&self) -> &str {
+        "spin"
+    }
+
+    fn transform(&mut self, chunk: Bytes, out: &mut Vec<Bytes>) -> Result<(), weir::BoxError> {
+        let started = std::time::Instant::now();
+        while started.elapsed() < self.per_chunk {
+            std::hint::spin_loop();
+        }
+        out.push(chunk);
+        Ok(())
+    }
+}
+
+/// Regression: a slow inline stage used to hold a current-thread runtime for
+/// Tokio's whole coop budget (~128 chunks) before anything else ran.
+#[tokio::test(flavor = "current_thread")]
+async fn a_slow_inline_stage_lets_other_tasks_run_between_chunks() {
+    let ticks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let ticker = {
+        let ticks = ticks.clone();
+        tokio::spawn(async move {
+            loop {
+                ticks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let options = IngestOptions::builder()
+        .transform(Spin {
+            per_chunk: Duration::from_millis(2),
+        })
+        .build();
+    ingest(source_of(chunks(10, 10)), NullSink, options).await.unwrap();
+    let ran = ticks.load(std::sync::atomic::Ordering::SeqCst);
+    ticker.abort();
+    assert!(ran >= 9, "the other task ran only {ran} times during 10 slow chunks");
+}
