@@ -5,6 +5,7 @@
 //! or cancelled by the shutdown) or refused after it closes. Its loom models
 //! are in `loom_registry.rs`.
 
+use std::future::Future;
 use std::io;
 use std::sync::PoisonError;
 use std::time::Duration;
@@ -144,12 +145,12 @@ impl Default for Registry {
 }
 
 /// Counts an admitted ingestion's end even if its future is dropped.
-struct Admission<'a> {
-    inner: &'a Inner,
+struct Admission {
+    inner: std::sync::Arc<Inner>,
     ended: Ended,
 }
 
-impl Drop for Admission<'_> {
+impl Drop for Admission {
     fn drop(&mut self) {
         if self.inner.gate.finish(self.ended) == 0 {
             self.inner.idle.notify_waiters();
@@ -173,6 +174,11 @@ impl Registry {
     /// registry is shutting down (the source is dropped and the sink aborted
     /// with [`Cause::Refused`](crate::Cause), like invalid options).
     ///
+    /// Admission is decided when this is **called**, not when the returned
+    /// future is first polled: an ingestion handed to `tokio::spawn` before
+    /// a shutdown begins is drained by it, never refused. The future does
+    /// not borrow the registry.
+    ///
     /// # Errors
     ///
     /// As [`ingest`], plus `Refused` and `Shutdown`.
@@ -180,32 +186,36 @@ impl Registry {
     /// # Cancel safety
     ///
     /// As [`ingest`]: not cancel safe; cancel through the options' token.
-    pub async fn ingest<St, Si>(
+    /// Dropping the future still counts the ingestion as ended.
+    pub fn ingest<St, Si>(
         &self,
         source: St,
         sink: Si,
         mut options: IngestOptions,
-    ) -> Result<IngestReport, IngestError>
+    ) -> impl Future<Output = Result<IngestReport, IngestError>> + use<St, Si>
     where
         St: Stream<Item = io::Result<Bytes>> + Send,
         Si: Sink,
     {
-        if !self.inner.gate.admit() {
-            options.registry.refused = true;
-            return ingest(source, sink, options).await;
-        }
-        let mut admission = Admission {
-            inner: &self.inner,
+        let admission = self.inner.gate.admit().then(|| Admission {
+            inner: std::sync::Arc::clone(&self.inner),
             ended: Ended::Failed,
-        };
-        options.registry.shutdown = Some(self.inner.shutdown.clone());
-        let result = ingest(source, sink, options).await;
-        admission.ended = match &result {
-            Ok(_) => Ended::Committed,
-            Err(error) if error.kind() == ErrorKind::Shutdown => Ended::ShutDown,
-            Err(_) => Ended::Failed,
-        };
-        result
+        });
+        match &admission {
+            Some(_) => options.registry.shutdown = Some(self.inner.shutdown.clone()),
+            None => options.registry.refused = true,
+        }
+        async move {
+            let result = ingest(source, sink, options).await;
+            if let Some(mut admission) = admission {
+                admission.ended = match &result {
+                    Ok(_) => Ended::Committed,
+                    Err(error) if error.kind() == ErrorKind::Shutdown => Ended::ShutDown,
+                    Err(_) => Ended::Failed,
+                };
+            }
+            result
+        }
     }
 
     /// Ingestions running now.
@@ -277,6 +287,10 @@ impl Registry {
     }
 
     /// Waits for SIGTERM or SIGINT, then runs [`shutdown`](Self::shutdown).
+    ///
+    /// Tokio keeps its signal handlers installed for the life of the
+    /// process: after this returns, SIGTERM and SIGINT no longer end the
+    /// process by default, so exit once the summary is handled.
     ///
     /// # Errors
     ///

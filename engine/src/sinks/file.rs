@@ -60,7 +60,6 @@ pub struct FileSink {
     commands: Option<mpsc::Sender<Command>>,
     progress: watch::Receiver<Progress>,
     issued: u64,
-    worker: Option<thread::JoinHandle<()>>,
 }
 
 impl FileSink {
@@ -90,7 +89,9 @@ impl FileSink {
         let (commands, inbox) = mpsc::channel();
         let (report, progress) = watch::channel(Progress::default());
         let worker_target = target.clone();
-        let worker = thread::Builder::new()
+        // Detached: it ends on the terminal command, or when the queue
+        // closes.
+        thread::Builder::new()
             .name("weir-file-sink".to_owned())
             .spawn(move || run_worker(temp, worker_target, dir, inbox, &report))?;
         Ok(Self {
@@ -98,7 +99,6 @@ impl FileSink {
             commands: Some(commands),
             progress,
             issued: 0,
-            worker: Some(worker),
         })
     }
 
@@ -123,13 +123,14 @@ impl FileSink {
             .is_some_and(|commands| commands.send(Command::Write(chunk)).is_ok())
     }
 
-    /// Waits for the worker after its terminal acknowledgement: it is only
-    /// returning from its function by then.
-    fn join_worker(&mut self) {
+    /// Closes the queue after the terminal acknowledgement. The worker
+    /// sends that acknowledgement only after closing (and, on abort,
+    /// removing) the temporary file, so no descriptor is left behind; the
+    /// thread is then only returning from its function. It is detached
+    /// rather than joined, so that no runtime worker blocks on an exiting
+    /// thread.
+    fn release_worker(&mut self) {
         self.commands = None;
-        if let Some(worker) = self.worker.take() {
-            let _ = worker.join();
-        }
     }
 }
 
@@ -167,13 +168,13 @@ impl Sink for FileSink {
 
     async fn finalize(&mut self) -> Result<(), BoxError> {
         acknowledged(self.send(Command::Commit)).await?;
-        self.join_worker();
+        self.release_worker();
         Ok(())
     }
 
     async fn abort(mut self, _cause: &Cause) -> Result<(), BoxError> {
         let result = acknowledged(self.send(Command::Discard)).await;
-        self.join_worker();
+        self.release_worker();
         result
     }
 }

@@ -115,3 +115,20 @@ async fn the_abort_report_says_why_when_and_how_much() {
     assert!(abort.clean);
     assert!(error.to_string().contains("cancelled by shutdown"), "{error}");
 }
+
+/// Regression: admission used to happen on the first poll, so ingestions
+/// spawned just before a shutdown were refused instead of drained.
+#[tokio::test(start_paused = true)]
+async fn ingestions_spawned_before_a_shutdown_are_drained_not_refused() {
+    let registry = Registry::new();
+    let runs: Vec<_> = (0..5)
+        .map(|_| tokio::spawn(registry.ingest(source_of(chunks(3, 10)), slow(10), IngestOptions::default())))
+        .collect();
+    // No yield between the spawns and the shutdown.
+    let summary = registry.shutdown(Duration::from_secs(1)).await;
+    for run in runs {
+        assert!(run.await.unwrap().is_ok());
+    }
+    assert_eq!(summary.completed, 5);
+    assert_eq!(summary.refused, 0);
+}
