@@ -31,6 +31,35 @@ doctest:
 loom:
     RUSTFLAGS="--cfg weir_loom" cargo test -p weir --lib --release --locked --target-dir target/loom loom_
 
+# Starts a local PostgreSQL on 127.0.0.1 (installing Debian's package if missing; uses DATABASE_URL when set), prints the DATABASE_URL and writes it to .pg/env, which the tests and `weir-lab` read when DATABASE_URL is unset.
+pg-up:
+    bash scripts/pg-up.sh
+
+# Stops the PostgreSQL that `just pg-up` started (its data stays in .pg/).
+pg-down:
+    bash scripts/pg-down.sh
+
 # Re-runs exactly the chaos case a failing test printed (SINK: memory, file or null; default all).
 replay SEED SINK="":
     cargo run -q -p weir-chaos --bin chaos-replay -- {{SEED}} {{SINK}}
+
+# Runs every scenario (flow at full size: 1 GiB into a slow sink, flat memory up to 10 GiB; the others' default profiles), then `just report`. Results go to RESULTS (git-ignored).
+bench-all RESULTS="results":
+    just pg-up
+    cargo build --release --locked -q -p weir-lab
+    cargo run --release --locked -q -p weir-lab -- run flow --full --out {{RESULTS}}
+    for s in $(cargo run --release --locked -q -p weir-lab -- list --names); do [ "$s" = flow ] || cargo run --release --locked -q -p weir-lab -- run "$s" --out {{RESULTS}} || exit 1; done
+    just report {{RESULTS}}
+
+# Re-renders the report into reports/out/ (git-ignored) and the write-ups' figures, tables and README snippet into reports/ from existing results.
+report RESULTS="results":
+    cargo run --release --locked -q -p weir-lab -- report {{RESULTS}} --out reports/out --publish reports
+
+# Runs the flow scenario with extra arguments, e.g. `just flow --variant unbounded --size 1GiB --sink slow`.
+flow *ARGS:
+    cargo run --release --locked -q -p weir-lab -- run flow {{ARGS}}
+
+# The regression gate: short criterion benches, every scenario's quick profile, then gates.toml; exits non-zero on a breach.
+gate OUT="target/gate":
+    cargo bench --locked -q -p weir-benches -- --warm-up-time 1 --measurement-time 2 --noplot
+    cargo run --release --locked -q -p weir-lab -- gate --out {{OUT}} --criterion target/criterion

@@ -1,0 +1,268 @@
+//! The datasync section: events per second from the mock API into
+//! PostgreSQL for the exactly-once COPY job against staging-only, the
+//! two-stage TSV design and row-by-row INSERTs (table and bars), with each
+//! variant's event count and exactly-once verification, and the COPY
+//! encoding comparison. Read from the results written by `weir-datasync`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde_json::Value;
+use weir_harness::ScenarioResult;
+
+use super::{Figures, Section};
+use crate::Error;
+use crate::markdown;
+use crate::model::{Bar, BarChart, Chart, Table};
+
+pub(crate) const SECTION: Section = Section {
+    scenario: "datasync",
+    title: "DataSync: API -> PostgreSQL, exactly-once COPY vs the alternatives",
+    render,
+};
+
+/// The job variants, in display order, with what each is.
+const VARIANTS: [(&str, &str); 5] = [
+    ("copy", "binary COPY into events (the job)"),
+    ("copy-staging", "every segment via staging + ON CONFLICT"),
+    ("two-stage-tsv", "whole log to TSV, then one COPY"),
+    ("row-by-row", "one INSERT per event, per-segment transaction"),
+    ("row-by-row-autocommit", "one autocommitted INSERT per event"),
+];
+/// The encoding comparison's variant.
+const ENCODING: &str = "copy-encoding";
+
+fn newest_per_variant(results: &[ScenarioResult]) -> BTreeMap<&str, &ScenarioResult> {
+    let mut newest: BTreeMap<&str, &ScenarioResult> = BTreeMap::new();
+    for r in results {
+        let entry = newest.entry(r.variant.as_str()).or_insert(r);
+        if r.started_unix_s > entry.started_unix_s {
+            *entry = r;
+        }
+    }
+    newest
+}
+
+fn num(r: &ScenarioResult, key: &str) -> Option<f64> {
+    r.extra.get(key).and_then(Value::as_f64)
+}
+
+fn count(r: &ScenarioResult, key: &str) -> String {
+    r.extra
+        .get(key)
+        .and_then(Value::as_u64)
+        .map_or_else(|| "-".to_owned(), |n| n.to_string())
+}
+
+/// The job runs in display order (known variants first, then any other
+/// except the encoding comparison).
+fn job_runs<'a>(newest: &BTreeMap<&str, &'a ScenarioResult>) -> Vec<&'a ScenarioResult> {
+    let mut runs: Vec<&ScenarioResult> = VARIANTS.iter().filter_map(|(v, _)| newest.get(v).copied()).collect();
+    runs.extend(
+        newest
+            .iter()
+            .filter(|(v, _)| **v != ENCODING && !VARIANTS.iter().any(|(k, _)| k == *v))
+            .map(|(_, r)| *r),
+    );
+    runs
+}
+
+fn events_per_s(r: &ScenarioResult) -> Option<f64> {
+    num(r, "events_per_s").filter(|_| r.is_ok())
+}
+
+/// One row per variant: N, time, events/s, the job's speed-up over it,
+/// what happened to repeats and malformed events, and verification.
+pub(crate) fn variants_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table {
+    let copy = newest.get("copy").and_then(|r| events_per_s(r));
+    let mut table = Table::new([
+        "variant",
+        "what",
+        "N events",
+        "time",
+        "events/s",
+        "job (copy) speed-up",
+        "rows inserted",
+        "dead letters",
+        "repeats dropped / skipped by PostgreSQL",
+        "API retries",
+        "exactly once verified",
+        "outcome",
+    ]);
+    for r in job_runs(newest) {
+        let what = VARIANTS.iter().find(|(v, _)| *v == r.variant).map_or("", |(_, w)| w);
+        let rate = events_per_s(r);
+        table.row([
+            r.variant.clone(),
+            what.to_owned(),
+            r.params
+                .get("events")
+                .and_then(Value::as_u64)
+                .map_or_else(|| "-".to_owned(), |n| n.to_string()),
+            format!("{:.2} s", r.elapsed_s),
+            rate.map_or_else(|| "-".to_owned(), |x| format!("{x:.0}")),
+            match (copy, rate) {
+                (Some(c), Some(x)) if x > 0.0 => format!("{:.2}x", c / x),
+                _ => "-".to_owned(),
+            },
+            count(r, "rows_inserted"),
+            count(r, "dead_letters"),
+            format!(
+                "{} / {}",
+                count(r, "repeats_dropped"),
+                count(r, "duplicates_skipped_by_postgres")
+            ),
+            r.extra
+                .get("fetch")
+                .and_then(|f| f.get("retries"))
+                .and_then(Value::as_u64)
+                .map_or_else(|| "-".to_owned(), |n| n.to_string()),
+            match r.extra.get("verified").and_then(Value::as_bool) {
+                Some(true) => "yes",
+                Some(false) => "NO",
+                None => "-",
+            }
+            .to_owned(),
+            r.outcome.clone(),
+        ]);
+    }
+    table
+}
+
+/// Thousands of events per second per variant.
+pub(crate) fn throughput_bars(newest: &BTreeMap<&str, &ScenarioResult>, note: &str) -> BarChart {
+    let bars = job_runs(newest)
+        .into_iter()
+        .filter_map(|r| {
+            let rate = events_per_s(r)?;
+            let n = r.params.get("events").and_then(Value::as_u64).unwrap_or_default();
+            Some(Bar {
+                group: format!("{} (N={n})", r.variant),
+                name: "thousand events/s".to_owned(),
+                value: rate / 1000.0,
+            })
+        })
+        .collect();
+    BarChart {
+        title: "Events per second into PostgreSQL, faults on".to_owned(),
+        note: note.to_owned(),
+        y_label: "thousand events/s".to_owned(),
+        bars,
+    }
+}
+
+fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<String, Error> {
+    let newest = newest_per_variant(results);
+    if newest.is_empty() {
+        return Ok("No results; run `weir-lab run datasync` (needs `just pg-up`).\n".to_owned());
+    }
+    let note = figures.note.clone();
+    let mut md = String::new();
+    let table = variants_table(&newest);
+    if table.rows.is_empty() {
+        let _ = writeln!(md, "No job results; run `weir-lab run datasync` (needs `just pg-up`).\n");
+    } else {
+        let verified = job_runs(&newest)
+            .iter()
+            .filter(|r| r.extra.get("verified").and_then(Value::as_bool) == Some(true))
+            .count();
+        let _ = writeln!(
+            md,
+            "The mock API serves a seeded event log with faults (rate limits, slow and truncated responses, \
+             expired cursors); each variant loads it into a fresh schema. Verified: the stored ids and dead \
+             letters are exactly the log's (no loss, no duplicate). {verified} of {} variants verified.\n\n{}",
+            table.rows.len(),
+            markdown::table(&table)
+        );
+        let bars = throughput_bars(&newest, &note);
+        if !bars.bars.is_empty() {
+            md.push_str(&figures.chart(
+                "datasync-events-per-s",
+                "events per second by variant",
+                &Chart::Bars(bars),
+                true,
+            )?);
+            md.push('\n');
+        }
+    }
+    if let Some(encoding) = newest.get(ENCODING) {
+        match (
+            num(encoding, "pre_encoded_rows_per_s"),
+            num(encoding, "binary_copy_in_writer_rows_per_s"),
+        ) {
+            (Some(pre), Some(typed)) => {
+                let _ = writeln!(
+                    md,
+                    "COPY encoding ({} rows, no API): pre-encoded binary frames {pre:.0} rows/s vs \
+                     `BinaryCopyInWriter` {typed:.0} rows/s ({:.2}x).\n",
+                    encoding.params.get("events").and_then(Value::as_u64).unwrap_or_default(),
+                    num(encoding, "pre_encoded_speedup").unwrap_or_default()
+                );
+            }
+            _ => {
+                let _ = writeln!(md, "COPY encoding comparison: {}.\n", encoding.outcome);
+            }
+        }
+    }
+    Ok(md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn job(variant: &str, events: u64, per_s: f64, verified: bool) -> ScenarioResult {
+        let mut r = ScenarioResult::new("datasync", variant);
+        r.params.insert("events".into(), json!(events));
+        r.elapsed_s = events as f64 / per_s;
+        for (key, value) in [
+            ("events_per_s", json!(per_s)),
+            ("rows_inserted", json!(events - 10)),
+            ("dead_letters", json!(10)),
+            ("repeats_dropped", json!(5)),
+            ("duplicates_skipped_by_postgres", json!(0)),
+            ("fetch", json!({"retries": 2})),
+            ("verified", json!(verified)),
+        ] {
+            r.extra.insert(key.into(), value);
+        }
+        r
+    }
+
+    #[test]
+    fn the_table_has_rates_speedups_n_and_verification() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut figures = Figures {
+            out: dir.path(),
+            publish: None,
+            note: "test".into(),
+        };
+        let mut encoding = ScenarioResult::new("datasync", ENCODING);
+        encoding.params.insert("events".into(), json!(100_000));
+        encoding.extra.insert("pre_encoded_rows_per_s".into(), json!(990_000.0));
+        encoding
+            .extra
+            .insert("binary_copy_in_writer_rows_per_s".into(), json!(660_000.0));
+        encoding.extra.insert("pre_encoded_speedup".into(), json!(1.5));
+        let results = vec![
+            job("row-by-row", 10_000, 50_000.0, true),
+            job("copy", 300_000, 150_000.0, true),
+            job("two-stage-tsv", 300_000, 120_000.0, false),
+            encoding,
+        ];
+        let md = render(&results, &mut figures).unwrap();
+        assert!(
+            md.contains("| copy | binary COPY into events (the job) | 300000 | 2.00 s | 150000 | 1.00x | 299990 | 10 | 5 / 0 | 2 | yes | ok |"),
+            "{md}"
+        );
+        assert!(md.contains("| two-stage-tsv |") && md.contains("| 120000 | 1.25x |"), "{md}");
+        assert!(md.contains("| row-by-row |") && md.contains("| 10000 | 0.20 s | 50000 | 3.00x |"), "{md}");
+        assert!(md.contains("| NO | ok |"), "{md}");
+        assert!(md.contains("2 of 3 variants verified"), "{md}");
+        assert!(md.contains("990000 rows/s vs `BinaryCopyInWriter` 660000 rows/s (1.50x)"), "{md}");
+        assert!(md.contains("figures/datasync-events-per-s.svg"), "{md}");
+        let empty = render(&[], &mut figures).unwrap();
+        assert!(empty.contains("run `weir-lab run datasync`"), "{empty}");
+    }
+}

@@ -1,0 +1,349 @@
+//! The delivery section: weir's HTTP delivery (pull and engine read-ahead)
+//! against tower-http's `ServeFile`: server RSS and CPU per GiB with many
+//! slow clients (and RSS over time), fast-client throughput, and the
+//! disconnect storm's descriptors and memory. Read from the results written
+//! by `weir-delivery`'s scenario.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde_json::Value;
+use weir_harness::ScenarioResult;
+
+use super::{Figures, Section};
+use crate::Error;
+use crate::charts::MAX_POINTS;
+use crate::markdown::{self, bytes, rate};
+use crate::model::{Chart, LineChart, Series, Table, downsample_max};
+
+pub(crate) const SECTION: Section = Section {
+    scenario: "delivery",
+    title: "Delivery: weir vs tower-http ServeFile (slow clients, throughput, disconnect storm)",
+    render,
+};
+
+/// The servers, in display order, with their labels.
+const SERVERS: [(&str, &str); 3] = [
+    ("weir-pull", "weir (pull)"),
+    ("weir-read-ahead", "weir (engine read-ahead)"),
+    ("tower-serve-file", "tower-http ServeFile"),
+];
+
+/// The newest result of each variant.
+fn newest_per_variant(results: &[ScenarioResult]) -> BTreeMap<&str, &ScenarioResult> {
+    let mut newest: BTreeMap<&str, &ScenarioResult> = BTreeMap::new();
+    for r in results {
+        let entry = newest.entry(r.variant.as_str()).or_insert(r);
+        if r.started_unix_s > entry.started_unix_s {
+            *entry = r;
+        }
+    }
+    newest
+}
+
+fn num(r: &ScenarioResult, key: &str) -> Option<f64> {
+    r.extra.get(key).and_then(Value::as_f64)
+}
+
+fn count(r: &ScenarioResult, key: &str) -> String {
+    r.extra
+        .get(key)
+        .and_then(Value::as_u64)
+        .map_or_else(|| "-".to_owned(), |n| n.to_string())
+}
+
+fn list_bytes(r: &ScenarioResult, key: &str) -> String {
+    let values: Vec<String> = r
+        .extra
+        .get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_u64)
+        .map(bytes)
+        .collect();
+    if values.is_empty() {
+        "-".to_owned()
+    } else {
+        values.join(", ")
+    }
+}
+
+fn or_dash(value: Option<String>) -> String {
+    value.unwrap_or_else(|| "-".to_owned())
+}
+
+fn label(server: &str) -> &str {
+    SERVERS.iter().find(|(s, _)| *s == server).map_or(server, |(_, l)| l)
+}
+
+/// Every server kind seen in the results, known ones first.
+fn servers(newest: &BTreeMap<&str, &ScenarioResult>) -> Vec<String> {
+    let mut seen: Vec<String> = SERVERS.iter().map(|(s, _)| (*s).to_owned()).collect();
+    for r in newest.values() {
+        if let Some(server) = r.params.get("server").and_then(Value::as_str)
+            && !seen.iter().any(|s| s == server)
+        {
+            seen.push(server.to_owned());
+        }
+    }
+    seen.retain(|s| ["slow", "fast", "storm"].iter().any(|p| newest.contains_key(format!("{p}-{s}").as_str())));
+    seen
+}
+
+/// One row per server: the slow, fast and storm phases side by side.
+pub(crate) fn comparison_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table {
+    let slow_clients = newest
+        .iter()
+        .find(|(v, _)| v.starts_with("slow-"))
+        .and_then(|(_, r)| r.params.get("slow_clients").and_then(Value::as_u64));
+    let mut table = Table::new([
+        "server".to_owned(),
+        format!(
+            "peak RSS, {} slow clients",
+            slow_clients.map_or_else(|| "?".to_owned(), |n| n.to_string())
+        ),
+        "CPU s per GiB (slow)".to_owned(),
+        "CPU vs ServeFile".to_owned(),
+        "fast throughput (median)".to_owned(),
+        "throughput vs ServeFile".to_owned(),
+        "CPU s per GiB (fast)".to_owned(),
+        "storm fds before -> peak -> after".to_owned(),
+        "storm RSS before -> after each storm".to_owned(),
+        "growth after first storm".to_owned(),
+    ]);
+    for server in servers(newest) {
+        let slow = newest.get(format!("slow-{server}").as_str());
+        let fast = newest.get(format!("fast-{server}").as_str());
+        let storm = newest.get(format!("storm-{server}").as_str());
+        let baseline = server == "tower-serve-file";
+        let ratio = |r: Option<&&ScenarioResult>, key: &str| {
+            if baseline && r.is_some() {
+                "1.00x".to_owned()
+            } else {
+                or_dash(r.and_then(|r| num(r, key)).map(|x| format!("{x:.2}x")))
+            }
+        };
+        table.row([
+            label(&server).to_owned(),
+            or_dash(slow.and_then(|r| r.extra.get("server_peak_rss_bytes")?.as_u64()).map(bytes)),
+            or_dash(slow.and_then(|r| num(r, "cpu_s_per_gib")).map(|x| format!("{x:.3}"))),
+            ratio(slow, "cpu_per_gib_vs_serve_file"),
+            or_dash(fast.map(|r| rate(r.throughput_bps))),
+            ratio(fast, "throughput_vs_serve_file"),
+            or_dash(fast.and_then(|r| num(r, "cpu_s_per_gib")).map(|x| format!("{x:.3}"))),
+            or_dash(storm.map(|r| {
+                format!(
+                    "{} -> {} -> {}",
+                    count(r, "fds_before"),
+                    count(r, "fds_peak"),
+                    count(r, "fds_after")
+                )
+            })),
+            or_dash(storm.map(|r| {
+                format!(
+                    "{} -> {}",
+                    or_dash(r.extra.get("rss_before_bytes").and_then(Value::as_u64).map(bytes)),
+                    list_bytes(r, "rss_after_each_storm_bytes")
+                )
+            })),
+            or_dash(storm.and_then(|r| r.extra.get("rss_growth_after_first_storm_bytes")?.as_u64()).map(bytes)),
+        ]);
+    }
+    table
+}
+
+/// The floors the scenario recorded (`extra.floor_*`), one row each.
+pub(crate) fn floors_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table {
+    let mut table = Table::new(["run", "floor", "result"]);
+    for (variant, r) in newest {
+        for (key, value) in &r.extra {
+            if let (Some(floor), Some(pass)) = (key.strip_prefix("floor_"), value.as_bool()) {
+                table.row([
+                    (*variant).to_owned(),
+                    format!("`{floor}`"),
+                    if pass { "pass" } else { "FAIL" }.to_owned(),
+                ]);
+            }
+        }
+        if let Some(back) = r.extra.get("fds_back_to_baseline").and_then(Value::as_bool) {
+            table.row([
+                (*variant).to_owned(),
+                "`fds_back_to_baseline`".to_owned(),
+                if back { "pass" } else { "FAIL" }.to_owned(),
+            ]);
+        }
+    }
+    table
+}
+
+/// Server RSS over time during the slow-client phase, one line per server.
+pub(crate) fn slow_rss_chart(newest: &BTreeMap<&str, &ScenarioResult>, note: &str) -> LineChart {
+    let series = servers(newest)
+        .iter()
+        .filter_map(|server| {
+            let r = newest.get(format!("slow-{server}").as_str())?;
+            if r.rss.samples.is_empty() {
+                return None;
+            }
+            let points: Vec<(f64, f64)> = r
+                .rss
+                .samples
+                .iter()
+                .map(|[ms, b]| (*ms as f64 / 1000.0, *b as f64 / f64::from(1u32 << 20)))
+                .collect();
+            Some(Series {
+                name: format!("{} (peak {})", label(server), bytes(r.rss.peak_bytes)),
+                points: downsample_max(&points, MAX_POINTS),
+            })
+        })
+        .collect();
+    let clients = newest
+        .iter()
+        .find(|(v, _)| v.starts_with("slow-"))
+        .and_then(|(_, r)| r.params.get("slow_clients").and_then(Value::as_u64))
+        .unwrap_or_default();
+    LineChart {
+        title: format!("Server RSS with {clients} slow clients"),
+        note: note.to_owned(),
+        x_label: "seconds since the clients started".to_owned(),
+        y_label: "server resident memory (MiB)".to_owned(),
+        y_log: false,
+        series,
+    }
+}
+
+fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<String, Error> {
+    let newest = newest_per_variant(results);
+    if servers(&newest).is_empty() {
+        return Ok("No results; run `weir-lab run delivery`.\n".to_owned());
+    }
+    let note = figures.note.clone();
+    let mut md = String::new();
+    if let Some(any) = newest.values().next() {
+        let p = |key: &str| any.params.get(key);
+        let _ = writeln!(
+            md,
+            "File {}; {} slow clients at {}/s each for {:.0} s; {} fast rounds; {} storm clients x {} hanging up \
+             after {}; servers run as: {}.\n",
+            p("file_size").and_then(Value::as_u64).map_or_else(|| "-".to_owned(), bytes),
+            p("slow_clients").and_then(Value::as_u64).unwrap_or_default(),
+            p("slow_rate").and_then(Value::as_u64).map_or_else(|| "-".to_owned(), bytes),
+            p("slow_duration_s").and_then(Value::as_f64).unwrap_or_default(),
+            p("fast_rounds").and_then(Value::as_u64).unwrap_or_default(),
+            p("storm_clients").and_then(Value::as_u64).unwrap_or_default(),
+            p("storm_rounds").and_then(Value::as_u64).unwrap_or_default(),
+            p("storm_hangup_after").and_then(Value::as_u64).map_or_else(|| "-".to_owned(), bytes),
+            p("server_isolation").and_then(Value::as_str).unwrap_or("-"),
+        );
+    }
+    let _ = writeln!(md, "{}", markdown::table(&comparison_table(&newest)));
+    let floors = floors_table(&newest);
+    if !floors.rows.is_empty() {
+        let _ = writeln!(md, "{}", markdown::table(&floors));
+    }
+    let failed: Vec<String> = newest
+        .values()
+        .filter(|r| !r.is_ok())
+        .map(|r| format!("- {}: {}", r.variant, r.outcome))
+        .collect();
+    if !failed.is_empty() {
+        let _ = writeln!(md, "Runs that did not end ok:\n\n{}\n", failed.join("\n"));
+    }
+    let chart = slow_rss_chart(&newest, &note);
+    if chart.series.is_empty() {
+        let _ = writeln!(md, "No slow-client RSS samples; run `weir-lab run delivery`.\n");
+    } else {
+        md.push_str(&figures.chart(
+            "delivery-slow-rss",
+            "server RSS over time with slow clients",
+            &Chart::Line(chart),
+            true,
+        )?);
+        md.push('\n');
+    }
+    Ok(md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use weir_harness::RssSeries;
+
+    fn run(phase: &str, server: &str, extra: Value) -> ScenarioResult {
+        let mut r = ScenarioResult::new("delivery", format!("{phase}-{server}"));
+        r.params.insert("server".into(), json!(server));
+        r.params.insert("phase".into(), json!(phase));
+        r.params.insert("slow_clients".into(), json!(100));
+        if let Value::Object(map) = extra {
+            r.extra = map;
+        }
+        r
+    }
+
+    fn fixture() -> Vec<ScenarioResult> {
+        let mut slow = run(
+            "slow",
+            "weir-pull",
+            json!({"server_peak_rss_bytes": 8u64 << 20, "cpu_s_per_gib": 0.288, "cpu_per_gib_vs_serve_file": 0.2,
+                   "floor_peak_rss_under_24_mib": true}),
+        );
+        slow.rss = RssSeries {
+            samples: (0..20).map(|i| [i * 50, (7 << 20) + i * 4096]).collect(),
+            baseline_bytes: 7 << 20,
+            peak_bytes: 8 << 20,
+        };
+        let mut fast = run(
+            "fast",
+            "weir-pull",
+            json!({"throughput_vs_serve_file": 1.84, "cpu_s_per_gib": 0.32}),
+        );
+        fast.throughput_bps = 2.98e9;
+        let storm = run(
+            "storm",
+            "weir-pull",
+            json!({"fds_before": 13, "fds_peak": 106, "fds_after": 13, "rss_before_bytes": 7u64 << 20,
+                   "rss_after_each_storm_bytes": [10u64 << 20, 10u64 << 20], "rss_growth_after_first_storm_bytes": 0,
+                   "fds_back_to_baseline": true}),
+        );
+        let mut tower_fast = run("fast", "tower-serve-file", json!({"cpu_s_per_gib": 0.69}));
+        tower_fast.throughput_bps = 1.62e9;
+        let tower_slow = run(
+            "slow",
+            "tower-serve-file",
+            json!({"server_peak_rss_bytes": 14u64 << 20, "cpu_s_per_gib": 1.428}),
+        );
+        vec![slow, fast, storm, tower_fast, tower_slow]
+    }
+
+    #[test]
+    fn the_comparison_table_carries_the_key_figures() {
+        let results = fixture();
+        let newest = newest_per_variant(&results);
+        let md = markdown::table(&comparison_table(&newest));
+        expect_test::expect![[r#"
+            | server | peak RSS, 100 slow clients | CPU s per GiB (slow) | CPU vs ServeFile | fast throughput (median) | throughput vs ServeFile | CPU s per GiB (fast) | storm fds before -> peak -> after | storm RSS before -> after each storm | growth after first storm |
+            |---|---|---|---|---|---|---|---|---|---|
+            | weir (pull) | 8.00 MiB | 0.288 | 0.20x | 2980 MB/s | 1.84x | 0.320 | 13 -> 106 -> 13 | 7.00 MiB -> 10.00 MiB, 10.00 MiB | 0 B |
+            | tower-http ServeFile | 14.00 MiB | 1.428 | 1.00x | 1620 MB/s | 1.00x | 0.690 | - | - | - |
+        "#]]
+        .assert_eq(&md);
+    }
+
+    #[test]
+    fn the_section_draws_the_slow_rss_chart_and_handles_absence() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut figures = Figures {
+            out: dir.path(),
+            publish: None,
+            note: "test".into(),
+        };
+        let md = render(&fixture(), &mut figures).unwrap();
+        assert!(md.contains("figures/delivery-slow-rss.svg"), "{md}");
+        assert!(md.contains("| storm-weir-pull | `fds_back_to_baseline` | pass |"), "{md}");
+        assert!(dir.path().join("figures/delivery-slow-rss.png").is_file());
+        let empty = render(&[], &mut figures).unwrap();
+        assert!(empty.contains("run `weir-lab run delivery`"), "{empty}");
+    }
+}

@@ -1,0 +1,130 @@
+//! The report index's sections, one file per scenario.
+//!
+//! To add one: write `src/sections/<scenario>.rs` with a
+//! `pub(crate) const SECTION: Section`, and add its name to the
+//! `sections!` line below. Scenarios without a section get a generic table.
+
+use std::path::{Path, PathBuf};
+
+use weir_harness::ScenarioResult;
+
+use crate::Error;
+use crate::markdown;
+use crate::model::{Chart, Table};
+use crate::render;
+
+macro_rules! sections {
+    ($($name:ident),* $(,)?) => {
+        $(mod $name;)*
+        /// Every registered section, in index order.
+        pub(crate) const SECTIONS: &[Section] = &[$($name::SECTION),*];
+    };
+}
+
+sections!(
+    flow,
+    cancellation,
+    validation,
+    delivery,
+    transforms,
+    datasync,
+    chaos,
+    bench
+);
+
+/// One scenario's part of the report.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Section {
+    /// The scenario whose results it renders.
+    pub scenario: &'static str,
+    /// Heading.
+    pub title: &'static str,
+    /// Renders the section's markdown (without its heading) from the
+    /// scenario's results, writing its charts through `figures`.
+    pub render: fn(&[ScenarioResult], &mut Figures<'_>) -> Result<String, Error>,
+}
+
+/// Where a section's charts and published files go.
+#[derive(Debug)]
+pub(crate) struct Figures<'a> {
+    /// The report directory (`reports/out`); charts go to its `figures/`.
+    pub out: &'a Path,
+    /// The write-ups' directory (`reports/`), when publishing.
+    pub publish: Option<&'a Path>,
+    /// Machine, date and revision, printed under every chart.
+    pub note: String,
+}
+
+impl Figures<'_> {
+    /// Draws `chart` as `figures/<name>.svg` and `.png` in the report (and,
+    /// when `published`, copies both into the write-ups' `figures/`), and
+    /// returns the markdown that shows it in the index.
+    pub fn chart(&mut self, name: &str, alt: &str, chart: &Chart, published: bool) -> Result<String, Error> {
+        let dir = self.out.join("figures");
+        create_dir(&dir)?;
+        render::write_chart(chart, &dir.join(name))?;
+        if published && let Some(publish) = self.publish {
+            let target = publish.join("figures");
+            create_dir(&target)?;
+            for ext in ["svg", "png"] {
+                let file = format!("{name}.{ext}");
+                std::fs::copy(dir.join(&file), target.join(&file)).map_err(|source| Error::Io {
+                    context: format!("copying {file} to {}", target.display()),
+                    source,
+                })?;
+            }
+        }
+        Ok(format!("![{alt}](figures/{name}.svg)\n"))
+    }
+
+    /// Writes a generated markdown file into the write-ups' directory
+    /// (`path` relative to it), when publishing; returns where.
+    pub fn publish_markdown(&self, path: &str, text: &str) -> Result<Option<PathBuf>, Error> {
+        let Some(publish) = self.publish else {
+            return Ok(None);
+        };
+        let target = publish.join(path);
+        if let Some(parent) = target.parent() {
+            create_dir(parent)?;
+        }
+        std::fs::write(&target, text).map_err(|source| Error::Io {
+            context: format!("writing {}", target.display()),
+            source,
+        })?;
+        Ok(Some(target))
+    }
+}
+
+pub(crate) fn create_dir(dir: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        context: format!("creating {}", dir.display()),
+        source,
+    })
+}
+
+/// The table shown for a scenario without a section of its own.
+pub(crate) fn generic(results: &[ScenarioResult]) -> String {
+    let mut table = Table::new([
+        "variant",
+        "outcome",
+        "bytes",
+        "elapsed",
+        "throughput",
+        "peak RSS",
+        "lag p99",
+    ]);
+    for r in results {
+        table.row([
+            r.variant.clone(),
+            r.outcome.clone(),
+            markdown::bytes(r.bytes),
+            format!("{:.2} s", r.elapsed_s),
+            markdown::rate(r.throughput_bps),
+            markdown::bytes(r.rss.peak_bytes),
+            r.lag
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |l| markdown::millis(l.p99_us)),
+        ]);
+    }
+    markdown::table(&table)
+}

@@ -1,0 +1,491 @@
+//! Cancellation and graceful shutdown of weir ingestions, measured.
+//!
+//! Four parts, each writing one result (`scenario: "cancellation"`), plus a
+//! `summary` result whose `extra.checks` are the issue's floors:
+//!
+//! - **`hung`** and **`slow`** ([`run_trials`]): many ingestions, each
+//!   cancelled from another thread at a seeded random moment, into a sink
+//!   whose writes hang from a random write on, or are slow. Measures the
+//!   cancel-to-return latency (real time), and counts, through
+//!   [`ProbeSink`], every write called, started or polled after `abort`
+//!   began and every write future still alive when it began (all must be
+//!   0), abort-exactly-once, descriptors and temporary files.
+//! - **`disconnect`** ([`run_disconnects`]): the source is a TCP connection
+//!   on 127.0.0.1 whose peer promises a length ([`framing`]) and hangs up
+//!   early, by FIN or RST; the ingestion must fail with a source error and
+//!   abort the sink.
+//! - **`shutdown`** ([`shutdown::run_shutdown`]): 50 ingestions of
+//!   different lengths in a [`weir::Registry`], a real SIGTERM sent to this
+//!   process, a drain with a deadline; active ingestions over time and the
+//!   summary. The `weir-shutdown-demo` binary runs the same with the signal
+//!   sent from outside.
+//!
+//! [`CancellationParams::default`] is the quick profile (seconds);
+//! [`CancellationParams::full`] the one for the write-up.
+//!
+//! ```no_run
+//! use weir_cancellation::{CancellationParams, run_blocking};
+//!
+//! let results = run_blocking(&CancellationParams::default(), std::path::Path::new("results"))?;
+//! for result in &results {
+//!     println!("{} {}: {}", result.scenario, result.variant, result.outcome);
+//! }
+//! # Ok::<(), weir_cancellation::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod disconnect;
+pub mod framing;
+pub mod probe;
+pub mod shutdown;
+pub mod stats;
+mod trials;
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use weir_harness::{RssSampler, ScenarioResult};
+
+pub use disconnect::{
+    DisconnectOutcome, DisconnectPlan, DisconnectReport, HangUp, run_disconnects, run_one as disconnect_trial,
+};
+pub use probe::{AnySink, Behaviour, Probe, ProbeCounts, ProbeSink};
+pub use shutdown::{ShutdownPlan, ShutdownRun, Trigger, run_shutdown};
+pub use trials::{SinkMode, TrialOutcome, TrialPlan, TrialsReport, run_one as cancel_trial, run_trials};
+
+/// The floor: p99 cancel-to-return with hung sinks must stay under this,
+/// microseconds.
+pub const HUNG_P99_CEILING_US: f64 = 5_000.0;
+/// The floor: at least this many hung-sink trials.
+pub const MIN_HUNG_TRIALS: usize = 1_000;
+
+/// Why a run could not be carried out (an ingestion that ends badly is not
+/// an error: it is recorded and fails a check).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O step of the scenario itself failed.
+    #[error("{context}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The parameters are invalid.
+    #[error("invalid cancellation parameters: {0}")]
+    InvalidParams(String),
+}
+
+pub(crate) fn io_error(context: String) -> impl FnOnce(io::Error) -> Error {
+    move |source| Error::Io { context, source }
+}
+
+/// An error and its sources, joined with `": "`, each source skipped when
+/// its text is already part of the message.
+pub fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(source) = next {
+        let part = source.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        next = source.source();
+    }
+    text
+}
+
+/// One floor, checked; the shape `weir-lab` prints from a summary's
+/// `extra.checks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// What is checked.
+    pub name: String,
+    /// The requirement, in words.
+    pub requirement: String,
+    /// What was measured.
+    pub measured: String,
+    /// Whether it holds.
+    pub pass: bool,
+}
+
+impl Check {
+    /// A check.
+    pub fn new(name: &str, requirement: &str, measured: String, pass: bool) -> Self {
+        Self {
+            name: name.to_owned(),
+            requirement: requirement.to_owned(),
+            measured,
+            pass,
+        }
+    }
+}
+
+/// A part of the scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Part {
+    /// Cancellation trials against hung sinks.
+    Hung,
+    /// Cancellation trials against slow sinks.
+    Slow,
+    /// TCP client disconnects.
+    Disconnect,
+    /// SIGTERM and a registry's graceful shutdown.
+    Shutdown,
+}
+
+impl Part {
+    /// Every part, in run order (shutdown last: it leaves SIGTERM and SIGINT
+    /// caught by Tokio for the rest of the process).
+    pub const ALL: [Self; 4] = [Self::Hung, Self::Slow, Self::Disconnect, Self::Shutdown];
+
+    /// The part's name, as `--variant` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Hung => "hung",
+            Self::Slow => "slow",
+            Self::Disconnect => "disconnect",
+            Self::Shutdown => "shutdown",
+        }
+    }
+}
+
+impl fmt::Display for Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Part {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Self::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| {
+            Error::InvalidParams(format!(
+                "unknown part `{s}` (expected hung, slow, disconnect, shutdown)"
+            ))
+        })
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CancellationParams {
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Parts to run, in order.
+    pub parts: Vec<Part>,
+    /// Trials per sink mode (hung, slow).
+    pub trials: usize,
+    /// Disconnect trials.
+    pub disconnect_trials: usize,
+    /// The shutdown run.
+    pub shutdown: ShutdownPlan,
+    /// Scratch directory; a fresh temporary one when `None`.
+    pub work_dir: Option<PathBuf>,
+}
+
+impl Default for CancellationParams {
+    /// The quick profile: 1,000 trials per sink mode (the floor's count),
+    /// 40 disconnects, 50 ingestions shut down with a 1 s grace.
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            parts: Part::ALL.to_vec(),
+            trials: MIN_HUNG_TRIALS,
+            disconnect_trials: 40,
+            shutdown: ShutdownPlan::default(),
+            work_dir: None,
+        }
+    }
+}
+
+impl CancellationParams {
+    /// The full profile: 10,000 trials per sink mode, 400 disconnects.
+    pub fn full() -> Self {
+        Self {
+            trials: 10_000,
+            disconnect_trials: 400,
+            ..Self::default()
+        }
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        if self.parts.is_empty() {
+            return Err(Error::InvalidParams("no part to run".to_owned()));
+        }
+        let s = &self.shutdown;
+        if s.ingestions == 0 || s.period.is_zero() || s.grace.is_zero() || s.sample_every.is_zero() || s.chunk_size == 0
+        {
+            return Err(Error::InvalidParams(
+                "shutdown: ingestions, period, grace, sampling interval and chunk size must be non-zero".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Runs the parts on a fresh multi-thread runtime (2 workers) and writes
+/// one result per part plus the summary into `out`.
+///
+/// # Errors
+///
+/// As [`run`], and when the runtime cannot be built.
+pub fn run_blocking(params: &CancellationParams, out: &Path) -> Result<Vec<ScenarioResult>, Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(io_error("building the runtime".to_owned()))?;
+    runtime.block_on(run(params, out))
+}
+
+/// Runs the parts and writes one result per part plus the summary into
+/// `out`. Needs a Tokio runtime with time and I/O enabled (for the
+/// signals); latencies are realistic on a multi-thread one.
+///
+/// The shutdown part sends SIGTERM to this process (see
+/// [`run_shutdown`]).
+///
+/// # Errors
+///
+/// When the parameters are invalid, or a scratch file, socket or result
+/// cannot be written.
+pub async fn run(params: &CancellationParams, out: &Path) -> Result<Vec<ScenarioResult>, Error> {
+    params.validate()?;
+    let scratch;
+    let dir = match &params.work_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            scratch = tempfile::tempdir().map_err(io_error("creating a scratch directory".to_owned()))?;
+            scratch.path().to_path_buf()
+        }
+    };
+    let mut results = Vec::new();
+    let mut checks = Vec::new();
+    for part in &params.parts {
+        tracing::info!(%part, "cancellation: running");
+        let rss = RssSampler::start(std::time::Duration::from_millis(10));
+        let mut result = match part {
+            Part::Hung | Part::Slow => {
+                let mode = if *part == Part::Hung {
+                    SinkMode::Hung
+                } else {
+                    SinkMode::Slow
+                };
+                let report = run_trials(mode, params.trials, params.seed, &dir.join("trials")).await?;
+                checks.extend(trial_checks(&report));
+                trials::to_result(&report, params.seed)
+            }
+            Part::Disconnect => {
+                let report = run_disconnects(params.disconnect_trials, params.seed, &dir.join("disconnect")).await?;
+                checks.extend(disconnect_checks(&report));
+                disconnect::to_result(&report, params.seed)
+            }
+            Part::Shutdown => {
+                let run = run_shutdown(&params.shutdown, &dir.join("shutdown"), Trigger::SelfSignal).await?;
+                checks.extend(run.checks());
+                run.to_result()
+            }
+        };
+        result.rss = rss.stop();
+        result
+            .write_to(out)
+            .map_err(io_error(format!("writing a result to {}", out.display())))?;
+        results.push(result);
+    }
+    let mut summary = ScenarioResult::new("cancellation", "summary");
+    summary.params.insert("seed".into(), params.seed.into());
+    summary.params.insert(
+        "parts".into(),
+        params.parts.iter().map(|p| p.name()).collect::<Vec<_>>().into(),
+    );
+    let failing: Vec<&str> = checks.iter().filter(|c| !c.pass).map(|c| c.name.as_str()).collect();
+    if !failing.is_empty() {
+        summary.outcome = format!("failed checks: {}", failing.join("; "));
+    }
+    summary.extra.insert(
+        "checks".into(),
+        serde_json::to_value(&checks).unwrap_or(serde_json::Value::Null),
+    );
+    summary
+        .write_to(out)
+        .map_err(io_error(format!("writing the summary to {}", out.display())))?;
+    results.push(summary);
+    Ok(results)
+}
+
+/// The floors of one batch of cancellation trials.
+pub fn trial_checks(report: &TrialsReport) -> Vec<Check> {
+    let mode = report.mode.as_str();
+    let name = |what: &str| format!("{mode}: {what}");
+    let mut checks = Vec::new();
+    if mode == "hung" {
+        checks.push(Check {
+            name: name("p99 cancel-to-return"),
+            requirement: format!(
+                "under {:.0} ms over at least {MIN_HUNG_TRIALS} trials",
+                HUNG_P99_CEILING_US / 1e3
+            ),
+            measured: format!(
+                "p50 {:.0} us, p99 {:.0} us, max {:.0} us over {} cancelled trials",
+                report.latency.p50_us, report.latency.p99_us, report.latency.max_us, report.latency.count
+            ),
+            pass: report.latency.count as usize >= MIN_HUNG_TRIALS && report.latency.p99_us < HUNG_P99_CEILING_US,
+        });
+    }
+    checks.extend([
+        Check::new(
+            &name("every trial cancelled or committed"),
+            "0 other outcomes",
+            format!(
+                "{} cancelled, {} committed, {} other",
+                report.cancelled, report.committed, report.unexpected
+            ),
+            report.unexpected == 0 && report.cancelled > 0,
+        ),
+        Check::new(
+            &name("writes after abort"),
+            "0 writes called, started or polled after abort began; 0 write futures alive at abort",
+            format!(
+                "{} (called {}, started {}, polled {}, alive {}, finalize {})",
+                report.violations,
+                report.counts.write_calls_after_abort,
+                report.counts.write_starts_after_abort,
+                report.counts.write_polls_after_abort,
+                report.counts.writes_alive_at_abort,
+                report.counts.finalizes_after_abort
+            ),
+            report.violations == 0,
+        ),
+        Check::new(
+            &name("one terminal sequence, reports agree with the sink"),
+            "aborted exactly once (reason cancelled) or committed once; byte counts equal",
+            format!(
+                "{} terminal and {} byte mismatch(es)",
+                report.terminal_mismatches, report.byte_mismatches
+            ),
+            report.terminal_mismatches == 0 && report.byte_mismatches == 0,
+        ),
+        Check::new(
+            &name("leaked file descriptors"),
+            "0",
+            format!(
+                "{} ({} -> {}; {} trial(s) ending with more)",
+                report.leaked_fds(),
+                report.fds_before,
+                report.fds_after,
+                report.trials_with_fd_growth
+            ),
+            report.leaked_fds() == 0 && report.trials_with_fd_growth == 0,
+        ),
+        Check::new(
+            &name("temporary files left"),
+            "0",
+            report.temp_files_left.to_string(),
+            report.temp_files_left == 0,
+        ),
+    ]);
+    checks
+}
+
+/// The floors of the disconnect trials.
+pub fn disconnect_checks(report: &DisconnectReport) -> Vec<Check> {
+    vec![
+        Check::new(
+            "disconnect: hang-ups fail with a source error and abort; complete uploads commit",
+            "every trial as expected",
+            format!(
+                "{} of {} ({} closed, {} reset, {} complete)",
+                report.as_expected, report.trials, report.closed, report.reset, report.complete
+            ),
+            report.as_expected == report.trials && report.closed + report.reset > 0,
+        ),
+        Check::new(
+            "disconnect: writes after abort",
+            "0",
+            report.violations.to_string(),
+            report.violations == 0,
+        ),
+        Check::new(
+            "disconnect: leaked file descriptors and temporary files",
+            "0 and 0",
+            format!(
+                "{} ({} -> {}), {} temporary file(s)",
+                report.leaked_fds(),
+                report.fds_before,
+                report.fds_after,
+                report.temp_files_left
+            ),
+            report.leaked_fds() == 0 && report.temp_files_left == 0,
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_parse_by_name_and_unknown_ones_are_named() {
+        for part in Part::ALL {
+            assert_eq!(part.name().parse::<Part>().unwrap(), part);
+        }
+        let error = "fast".parse::<Part>().unwrap_err().to_string();
+        assert!(error.contains("unknown part `fast`"), "{error}");
+    }
+
+    #[test]
+    fn the_hung_floor_needs_enough_trials_and_a_low_p99() {
+        let mut report = TrialsReport {
+            mode: "hung".to_owned(),
+            trials: MIN_HUNG_TRIALS,
+            cancelled: MIN_HUNG_TRIALS,
+            ..TrialsReport::default()
+        };
+        report.latency.count = MIN_HUNG_TRIALS as u64;
+        report.latency.p99_us = HUNG_P99_CEILING_US / 2.0;
+        assert!(
+            trial_checks(&report).iter().all(|c| c.pass),
+            "{:?}",
+            trial_checks(&report)
+        );
+        report.latency.p99_us = HUNG_P99_CEILING_US;
+        assert!(!trial_checks(&report)[0].pass);
+        report.latency.p99_us = 1.0;
+        report.latency.count = 10;
+        assert!(!trial_checks(&report)[0].pass);
+    }
+
+    #[test]
+    fn error_text_walks_the_chain_without_repeating_itself() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer: {0}")]
+        struct Outer(#[source] io::Error);
+        #[derive(Debug, thiserror::Error)]
+        #[error("wrapper")]
+        struct Wrapper(#[source] io::Error);
+        assert_eq!(error_text(&Outer(io::Error::other("inner"))), "outer: inner");
+        assert_eq!(error_text(&Wrapper(io::Error::other("inner"))), "wrapper: inner");
+    }
+
+    #[test]
+    fn empty_or_degenerate_parameters_are_refused() {
+        let mut params = CancellationParams {
+            parts: Vec::new(),
+            ..CancellationParams::default()
+        };
+        assert!(params.validate().is_err());
+        params.parts = vec![Part::Shutdown];
+        params.shutdown.grace = std::time::Duration::ZERO;
+        assert!(params.validate().is_err());
+    }
+}

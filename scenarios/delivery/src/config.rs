@@ -1,0 +1,183 @@
+//! `DeliveryConfig`: what a delivery server serves and how it treats its
+//! connections (chunk size, rates, timeouts, limits), validated once.
+
+use std::num::{NonZeroU64, NonZeroUsize};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::ObjectStore;
+
+use crate::error::Error;
+
+/// Smallest chunk size accepted: below this, per-chunk overhead dominates.
+pub const MIN_CHUNK_SIZE: usize = 4 << 10;
+/// Largest chunk size accepted: a chunk is what a stalled connection holds.
+pub const MAX_CHUNK_SIZE: usize = 8 << 20;
+/// hyper's own floor for its connection buffer.
+pub const MIN_CONNECTION_BUFFER: usize = 8 << 10;
+
+/// How a delivery server behaves. Build with [`DeliveryConfig::new`] and
+/// adjust the public fields; [`Server::bind`](crate::Server::bind) validates.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DeliveryConfig {
+    /// The directory served under `/files/`. Nothing outside it can be
+    /// reached: `..`, encoded separators and symlinks that leave it are refused.
+    pub root: PathBuf,
+    /// A store served under `/objects/` (any `object_store` backend), read
+    /// with weir-object-store's ranged source; `None` answers 404 there.
+    pub objects: Option<Arc<dyn ObjectStore>>,
+    /// Bytes read from the source per chunk. A stalled connection holds at
+    /// most two chunk buffers (one partly written, one queued), so this sets
+    /// the memory per slow client; larger chunks mean fewer syscalls for fast
+    /// ones (at 32 KiB and 64 KiB the fast-client throughput measured the
+    /// same here, the slow-client memory did not).
+    pub chunk_size: usize,
+    /// hyper's buffer ceiling per connection: it pulls the next chunk only
+    /// while fewer bytes than this are queued, so with a buffer no larger
+    /// than a chunk, at most two chunks are queued. hyper's default (about
+    /// 400 KiB) would let every stalled connection pin that much; the
+    /// kernel's socket buffer already absorbs bursts. Also the largest
+    /// request head accepted.
+    pub connection_buffer: usize,
+    /// Byte rate per connection (all its requests together); `None` is
+    /// unthrottled.
+    pub per_connection_rate: Option<NonZeroU64>,
+    /// Byte rate across all connections; `None` is unthrottled.
+    pub global_rate: Option<NonZeroU64>,
+    /// Most ranges honoured in one `Range` header; more are ignored (full
+    /// `200`), which never costs more than a plain `GET`.
+    pub max_ranges: NonZeroUsize,
+    /// A connection whose socket accepts no byte for this long while a
+    /// response is pending is closed (and its transfer counted as aborted):
+    /// a client that stops reading cannot pin a handle forever. `None` waits
+    /// forever.
+    pub write_stall_timeout: Option<Duration>,
+    /// Time allowed to receive a request's headers (slowloris defence).
+    pub header_read_timeout: Duration,
+    /// Connections served at once; further ones are accepted and closed
+    /// straight away.
+    pub max_connections: usize,
+    /// On shutdown, how long in-flight responses may run before their
+    /// connections are dropped.
+    pub shutdown_grace: Duration,
+}
+
+impl DeliveryConfig {
+    /// Defaults for serving `root`: 32 KiB chunks, a 16 KiB connection buffer
+    /// (so a stalled connection pins at most two 32 KiB buffers), no
+    /// throttling, at most 16 ranges, 60 s write-stall timeout, 30 s to send
+    /// a request head.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            objects: None,
+            chunk_size: 32 << 10,
+            connection_buffer: 16 << 10,
+            per_connection_rate: None,
+            global_rate: None,
+            max_ranges: NonZeroUsize::new(16).unwrap_or(NonZeroUsize::MIN),
+            write_stall_timeout: Some(Duration::from_secs(60)),
+            header_read_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+
+    /// Serves `store` under `/objects/`.
+    #[must_use]
+    pub fn with_objects(mut self, store: Arc<dyn ObjectStore>) -> Self {
+        self.objects = Some(store);
+        self
+    }
+
+    /// Sets the chunk size.
+    #[must_use]
+    pub fn with_chunk_size(mut self, bytes: usize) -> Self {
+        self.chunk_size = bytes;
+        self
+    }
+
+    /// Sets the per-connection byte rate (`None`: unthrottled).
+    #[must_use]
+    pub fn with_per_connection_rate(mut self, bytes_per_second: Option<NonZeroU64>) -> Self {
+        self.per_connection_rate = bytes_per_second;
+        self
+    }
+
+    /// Sets the global byte rate (`None`: unthrottled).
+    #[must_use]
+    pub fn with_global_rate(mut self, bytes_per_second: Option<NonZeroU64>) -> Self {
+        self.global_rate = bytes_per_second;
+        self
+    }
+
+    /// Sets the write-stall timeout (`None`: wait forever).
+    #[must_use]
+    pub fn with_write_stall_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.write_stall_timeout = timeout;
+        self
+    }
+
+    /// Checks every field; the server calls this before binding.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the first field out of range.
+    pub fn validate(&self) -> Result<(), Error> {
+        if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&self.chunk_size) {
+            return Err(Error::Config(format!(
+                "chunk size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes, got {}",
+                self.chunk_size
+            )));
+        }
+        if self.connection_buffer < MIN_CONNECTION_BUFFER {
+            return Err(Error::Config(format!(
+                "connection buffer must be at least {MIN_CONNECTION_BUFFER} bytes, got {}",
+                self.connection_buffer
+            )));
+        }
+        for (name, rate) in [
+            ("per-connection", self.per_connection_rate),
+            ("global", self.global_rate),
+        ] {
+            if let Some(rate) = rate
+                && rate.get() < crate::throttle::MIN_RATE
+            {
+                return Err(Error::Config(format!(
+                    "{name} rate must be at least {} bytes/s, got {rate}",
+                    crate::throttle::MIN_RATE
+                )));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(Error::Config("max connections must be at least 1".to_owned()));
+        }
+        if self.write_stall_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(Error::Config("write-stall timeout must not be zero".to_owned()));
+        }
+        if self.header_read_timeout.is_zero() {
+            return Err(Error::Config("header read timeout must not be zero".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_fields_are_named() {
+        let config = DeliveryConfig::new("/tmp");
+        assert!(config.validate().is_ok());
+        let small = config.clone().with_chunk_size(10);
+        assert!(small.validate().unwrap_err().to_string().contains("chunk size"));
+        let slow = config.clone().with_global_rate(NonZeroU64::new(1));
+        assert!(slow.validate().unwrap_err().to_string().contains("global rate"));
+        let mut buffer = config;
+        buffer.connection_buffer = 100;
+        assert!(buffer.validate().unwrap_err().to_string().contains("connection buffer"));
+    }
+}

@@ -1,0 +1,353 @@
+//! `Delivery`: the request handler, usable inside any hyper or tower server.
+//! Routes `/files/...` and `/metrics`, turns a [`Representation`] and a
+//! request's headers into a response through [`plan`](crate::plan::plan).
+
+use std::convert::Infallible;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use headers::{AcceptRanges, ContentLength, ContentRange, HeaderMapExt, LastModified};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+
+use crate::body::DeliveryBody;
+use crate::config::DeliveryConfig;
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::multipart::Multipart;
+use crate::path::{Refusal, Root, relative_path};
+use crate::plan::{Plan, plan};
+use crate::source::{BufferPool, FileReader, Representation};
+use crate::throttle::{RateLimit, Throttle};
+
+/// The route prefix files are served under.
+pub const FILES_PREFIX: &str = "/files/";
+/// The route prefix objects are served under (when a store is configured).
+pub const OBJECTS_PREFIX: &str = "/objects/";
+/// The metrics route.
+pub const METRICS_PATH: &str = "/metrics";
+/// Idle read buffers kept for reuse across all transfers (16 x 32 KiB =
+/// 512 KiB at the default chunk size).
+const POOL_SPARES: usize = 16;
+
+/// The request handler and everything it shares across connections.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: Root,
+    objects: Option<Arc<dyn object_store::ObjectStore>>,
+    chunk_size: usize,
+    reader: FileReader,
+    max_ranges: NonZeroUsize,
+    per_connection_rate: Option<std::num::NonZeroU64>,
+    global: Option<Arc<RateLimit>>,
+    pool: Arc<BufferPool>,
+    metrics: Metrics,
+}
+
+/// One client connection's share of the throttle; create one per
+/// connection with [`Delivery::connection`].
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionLimits {
+    limit: Option<Arc<RateLimit>>,
+}
+
+impl Delivery {
+    /// A handler for `config` (validated), reading files with `reader`,
+    /// recording into `metrics`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an invalid configuration, [`Error::Root`] when
+    /// the root cannot be opened as a directory.
+    pub fn new(config: &DeliveryConfig, reader: FileReader, metrics: Metrics) -> Result<Self, Error> {
+        config.validate()?;
+        let root = Root::open(&config.root).map_err(|source| Error::Root {
+            path: config.root.clone(),
+            source,
+        })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                root,
+                objects: config.objects.clone(),
+                chunk_size: config.chunk_size,
+                reader,
+                max_ranges: config.max_ranges,
+                per_connection_rate: config.per_connection_rate,
+                global: config.global_rate.map(|rate| Arc::new(RateLimit::new(rate))),
+                pool: Arc::new(BufferPool::new(config.chunk_size, POOL_SPARES)),
+                metrics,
+            }),
+        })
+    }
+
+    /// The metrics this handler records into.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The throttle share for a new connection.
+    pub fn connection(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            limit: self
+                .inner
+                .per_connection_rate
+                .map(|rate| Arc::new(RateLimit::new(rate))),
+        }
+    }
+
+    /// Answers one request. Never fails: every problem is a status code.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes leaves nothing behind (the
+    /// file, if opened, is closed).
+    pub async fn handle<B>(&self, connection: &ConnectionLimits, request: Request<B>) -> Response<DeliveryBody> {
+        let requested = Instant::now();
+        let path = request.uri().path();
+        let response = if path == METRICS_PATH {
+            self.metrics_response(request.method())
+        } else if let Some(rest) = path.strip_prefix(FILES_PREFIX) {
+            self.file_response(connection, &request, rest, requested).await
+        } else if let (Some(rest), Some(store)) = (path.strip_prefix(OBJECTS_PREFIX), &self.inner.objects) {
+            self.object_response(connection, &request, store, rest, requested).await
+        } else {
+            status(StatusCode::NOT_FOUND)
+        };
+        self.inner.metrics.response(response.status().as_u16());
+        response
+    }
+
+    fn metrics_response(&self, method: &Method) -> Response<DeliveryBody> {
+        if method != Method::GET && method != Method::HEAD {
+            return method_not_allowed();
+        }
+        let text = self.inner.metrics.render();
+        let mut response = Response::new(if method == Method::HEAD {
+            DeliveryBody::empty()
+        } else {
+            DeliveryBody::bytes(text.clone())
+        });
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        );
+        response.headers_mut().typed_insert(ContentLength(text.len() as u64));
+        response
+    }
+
+    async fn file_response<B>(
+        &self,
+        connection: &ConnectionLimits,
+        request: &Request<B>,
+        encoded: &str,
+        requested: Instant,
+    ) -> Response<DeliveryBody> {
+        if request.method() != Method::GET && request.method() != Method::HEAD {
+            return method_not_allowed();
+        }
+        let relative = match relative_path(encoded) {
+            Ok(relative) => relative,
+            Err(refusal) => return refused(&refusal, encoded),
+        };
+        let this = self.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            let file = this
+                .inner
+                .root
+                .open_file(&relative)
+                .map_err(|r| (r, relative.clone()))?;
+            let pool = Some(Arc::clone(&this.inner.pool));
+            Representation::from_file_pooled(file, this.inner.reader, pool).map_err(|e| (Refusal::Io(e), relative))
+        })
+        .await;
+        let representation = match opened {
+            Ok(Ok(representation)) => representation,
+            Ok(Err((refusal, relative))) => return refused(&refusal, &relative.display().to_string()),
+            Err(join) => {
+                tracing::error!(error = %join, "opening a file panicked or was cancelled");
+                return status(StatusCode::INTERNAL_SERVER_ERROR);
+            }
+        };
+        self.respond(connection, request, &representation, requested)
+    }
+
+    async fn object_response<B>(
+        &self,
+        connection: &ConnectionLimits,
+        request: &Request<B>,
+        store: &Arc<dyn object_store::ObjectStore>,
+        encoded: &str,
+        requested: Instant,
+    ) -> Response<DeliveryBody> {
+        if request.method() != Method::GET && request.method() != Method::HEAD {
+            return method_not_allowed();
+        }
+        let key = match crate::objects::object_path(encoded) {
+            Ok(key) => key,
+            Err(refusal) => return refused(&refusal, encoded),
+        };
+        match crate::objects::representation(store, key).await {
+            Ok(representation) => self.respond(connection, request, &representation, requested),
+            Err(refusal) => refused(&refusal, encoded),
+        }
+    }
+
+    /// Answers `request` with `representation`: conditionals, ranges,
+    /// throttled streaming body. Use it to serve representations the file
+    /// route does not know (objects, database rows).
+    pub fn respond<B>(
+        &self,
+        connection: &ConnectionLimits,
+        request: &Request<B>,
+        representation: &Representation,
+        requested: Instant,
+    ) -> Response<DeliveryBody> {
+        let inner = &self.inner;
+        let len = representation.len();
+        let decision = plan(
+            request.method(),
+            request.headers(),
+            representation,
+            inner.max_ranges,
+            SystemTime::now(),
+        );
+        let mut response = Response::new(DeliveryBody::empty());
+        let headers = response.headers_mut();
+        headers.typed_insert(AcceptRanges::bytes());
+        if let Some(etag) = representation.etag() {
+            headers.typed_insert(etag.clone());
+        }
+        if let Some(modified) = representation.last_modified() {
+            headers.typed_insert(LastModified::from(modified));
+        }
+        let is_head = request.method() == Method::HEAD;
+        let (status, body_plan) = match decision {
+            Plan::NotModified => (StatusCode::NOT_MODIFIED, None),
+            Plan::PreconditionFailed => {
+                headers.typed_insert(ContentLength(0));
+                (StatusCode::PRECONDITION_FAILED, None)
+            }
+            Plan::Unsatisfiable => {
+                headers.typed_insert(ContentRange::unsatisfied_bytes(len));
+                headers.typed_insert(ContentLength(0));
+                (StatusCode::RANGE_NOT_SATISFIABLE, None)
+            }
+            Plan::Full => {
+                headers.insert(header::CONTENT_TYPE, representation.content_type().clone());
+                headers.typed_insert(ContentLength(len));
+                (StatusCode::OK, Some(BodyPlan::Range(0..len)))
+            }
+            Plan::Single(range) => {
+                headers.insert(header::CONTENT_TYPE, representation.content_type().clone());
+                headers.typed_insert(ContentLength(range.end - range.start));
+                if let Ok(content_range) = ContentRange::bytes(range.clone(), len) {
+                    headers.typed_insert(content_range);
+                }
+                (StatusCode::PARTIAL_CONTENT, Some(BodyPlan::Range(range)))
+            }
+            Plan::Multi(ranges) => {
+                let multipart = Multipart::new(&ranges, len, representation.content_type());
+                headers.insert(header::CONTENT_TYPE, multipart.content_type());
+                headers.typed_insert(ContentLength(multipart.len()));
+                (StatusCode::PARTIAL_CONTENT, Some(BodyPlan::Multipart(multipart)))
+            }
+        };
+        *response.status_mut() = status;
+        if let (Some(body_plan), false) = (body_plan, is_head) {
+            *response.body_mut() = self.body(connection, representation, body_plan, requested);
+        }
+        response
+    }
+
+    fn body(
+        &self,
+        connection: &ConnectionLimits,
+        representation: &Representation,
+        body_plan: BodyPlan,
+        requested: Instant,
+    ) -> DeliveryBody {
+        let inner = &self.inner;
+        let limits: Vec<Arc<RateLimit>> = connection.limit.iter().chain(inner.global.iter()).cloned().collect();
+        let throttle = Throttle::new(limits);
+        let chunk_size = throttle.chunk_size(inner.chunk_size);
+        let guard = inner.metrics.transfer(requested);
+        let (source, len) = match body_plan {
+            BodyPlan::Range(range) => {
+                let len = range.end - range.start;
+                match representation.open(range, chunk_size) {
+                    Ok(source) => (source, len),
+                    Err(error) => {
+                        // The headers promise `len` bytes: a body that fails
+                        // at once makes hyper close the connection.
+                        tracing::warn!(%error, "opening a range failed");
+                        (
+                            Box::pin(futures_util::stream::iter([Err(error)])) as crate::source::ByteStream,
+                            len,
+                        )
+                    }
+                }
+            }
+            BodyPlan::Multipart(multipart) => {
+                let len = multipart.len();
+                (multipart.into_stream(representation.opener(), chunk_size), len)
+            }
+        };
+        DeliveryBody::transfer(source, len, chunk_size, throttle, guard)
+    }
+}
+
+enum BodyPlan {
+    Range(std::ops::Range<u64>),
+    Multipart(Multipart),
+}
+
+fn status(code: StatusCode) -> Response<DeliveryBody> {
+    let mut response = Response::new(DeliveryBody::empty());
+    *response.status_mut() = code;
+    response.headers_mut().typed_insert(ContentLength(0));
+    response
+}
+
+fn method_not_allowed() -> Response<DeliveryBody> {
+    let mut response = status(StatusCode::METHOD_NOT_ALLOWED);
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    response
+}
+
+fn refused(refusal: &Refusal, what: &str) -> Response<DeliveryBody> {
+    match refusal {
+        Refusal::NotFound => status(StatusCode::NOT_FOUND),
+        Refusal::Forbidden => {
+            tracing::info!(path = what, "refused a path that leaves the served root");
+            status(StatusCode::FORBIDDEN)
+        }
+        Refusal::Io(error) => {
+            tracing::warn!(%error, path = what, "opening a file failed");
+            status(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+    }
+}
+
+/// A `hyper` service over a [`Delivery`] for one connection.
+pub(crate) fn service(
+    delivery: Delivery,
+    connection: ConnectionLimits,
+) -> impl hyper::service::Service<
+    Request<hyper::body::Incoming>,
+    Response = Response<DeliveryBody>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<DeliveryBody>, Infallible>> + Send,
+> + Clone {
+    hyper::service::service_fn(move |request| {
+        let delivery = delivery.clone();
+        let connection = connection.clone();
+        async move { Ok(delivery.handle(&connection, request).await) }
+    })
+}

@@ -1,0 +1,61 @@
+//! The delivery crate's error type.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// What can go wrong starting a server or running the scenario. Serving
+/// itself never errors: problems with one request become its status code.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration or parameter value is out of range.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The served root cannot be opened as a directory.
+    #[error("cannot serve {}", path.display())]
+    Root {
+        /// The root asked for.
+        path: PathBuf,
+        /// Why it cannot be opened.
+        source: io::Error,
+    },
+    /// The listening socket cannot be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why binding failed.
+        source: io::Error,
+    },
+    /// A scenario step failed; the text says which.
+    #[error("{context}")]
+    Scenario {
+        /// What was being done.
+        context: String,
+        /// The underlying failure, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl Error {
+    /// A scenario failure with a cause.
+    pub(crate) fn scenario(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Scenario {
+            context: context.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// A scenario failure without an underlying error.
+    pub(crate) fn check(context: impl Into<String>) -> Self {
+        Self::Scenario {
+            context: context.into(),
+            source: None,
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! The delivery server's Prometheus metrics (`prometheus-client`, OpenMetrics
+//! text at `/metrics`), and the drop guards that keep the gauges and the
+//! transfer outcomes right whatever ends a connection or a transfer.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+/// How a transfer (a response body) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransferOutcome {
+    /// Every byte was handed to the connection.
+    Completed,
+    /// The body was dropped first: the client hung up, stalled past the
+    /// write-stall timeout, or the server shut down.
+    Aborted,
+    /// The source failed (read error, or it ended early).
+    Failed,
+}
+
+impl TransferOutcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Aborted => "aborted",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+type OutcomeLabels = [(&'static str, &'static str); 1];
+type CodeLabels = [(&'static str, u16); 1];
+
+struct Inner {
+    registry: Registry,
+    sent_bytes: Counter,
+    active_connections: Gauge,
+    accepted_connections: Counter,
+    refused_connections: Counter,
+    active_transfers: Gauge,
+    completed: Counter,
+    aborted: Counter,
+    failed: Counter,
+    time_to_first_byte: Histogram,
+    responses: Family<CodeLabels, Counter>,
+}
+
+/// The server's metrics; cheap to clone (one shared registry).
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").field("snapshot", &self.snapshot()).finish()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The metrics' current values, for tests and scenario results.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MetricsSnapshot {
+    /// Body bytes handed to connections.
+    pub sent_bytes: u64,
+    /// Connections open now.
+    pub active_connections: i64,
+    /// Response bodies being sent now.
+    pub active_transfers: i64,
+    /// Transfers that completed.
+    pub completed: u64,
+    /// Transfers that were aborted.
+    pub aborted: u64,
+    /// Transfers whose source failed.
+    pub failed: u64,
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("weir_delivery");
+        let sent_bytes = Counter::default();
+        registry.register_with_unit(
+            "sent",
+            "Response body bytes handed to client connections",
+            Unit::Bytes,
+            sent_bytes.clone(),
+        );
+        let active_connections = Gauge::default();
+        registry.register(
+            "active_connections",
+            "Client connections open now",
+            active_connections.clone(),
+        );
+        let accepted_connections = Counter::default();
+        registry.register(
+            "accepted_connections",
+            "Client connections accepted",
+            accepted_connections.clone(),
+        );
+        let refused_connections = Counter::default();
+        registry.register(
+            "refused_connections",
+            "Client connections closed at once because max_connections were open",
+            refused_connections.clone(),
+        );
+        let active_transfers = Gauge::default();
+        registry.register(
+            "active_transfers",
+            "Response bodies being sent now",
+            active_transfers.clone(),
+        );
+        let transfers = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "transfers",
+            "Finished response bodies by outcome: completed (every byte handed to the connection), aborted (client gone, stalled or shutdown), failed (source error)",
+            transfers.clone(),
+        );
+        let outcome = |o: TransferOutcome| transfers.get_or_create(&[("outcome", o.as_str())]).clone();
+        let (completed, aborted, failed) = (
+            outcome(TransferOutcome::Completed),
+            outcome(TransferOutcome::Aborted),
+            outcome(TransferOutcome::Failed),
+        );
+        // 100 us to about 6.5 s.
+        let time_to_first_byte = Histogram::new(exponential_buckets(0.0001, 2.0, 17));
+        registry.register_with_unit(
+            "time_to_first_byte",
+            "From request received to the first body chunk handed to the connection",
+            Unit::Seconds,
+            time_to_first_byte.clone(),
+        );
+        let responses = Family::<CodeLabels, Counter>::default();
+        registry.register("responses", "Responses by status code", responses.clone());
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                sent_bytes,
+                active_connections,
+                accepted_connections,
+                refused_connections,
+                active_transfers,
+                completed,
+                aborted,
+                failed,
+                time_to_first_byte,
+                responses,
+            }),
+        }
+    }
+
+    /// The OpenMetrics text exposition (what `/metrics` returns).
+    pub fn render(&self) -> String {
+        let mut text = String::with_capacity(4096);
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &self.inner.registry);
+        text
+    }
+
+    /// The current values.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let inner = &self.inner;
+        MetricsSnapshot {
+            sent_bytes: inner.sent_bytes.get(),
+            active_connections: inner.active_connections.get(),
+            active_transfers: inner.active_transfers.get(),
+            completed: inner.completed.get(),
+            aborted: inner.aborted.get(),
+            failed: inner.failed.get(),
+        }
+    }
+
+    pub(crate) fn response(&self, code: u16) {
+        self.inner.responses.get_or_create(&[("code", code)]).inc();
+    }
+
+    pub(crate) fn refused_connection(&self) {
+        self.inner.refused_connections.inc();
+    }
+
+    /// Counts a connection open until the guard drops.
+    pub(crate) fn connection(&self) -> ConnectionGuard {
+        self.inner.accepted_connections.inc();
+        self.inner.active_connections.inc();
+        ConnectionGuard { metrics: self.clone() }
+    }
+
+    /// Counts a transfer active until the guard drops; a guard dropped
+    /// without an outcome counts as aborted.
+    pub(crate) fn transfer(&self, requested: Instant) -> TransferGuard {
+        self.inner.active_transfers.inc();
+        TransferGuard {
+            metrics: self.clone(),
+            requested,
+            first_byte: false,
+            outcome: None,
+        }
+    }
+}
+
+/// Keeps `active_connections` right: decremented on drop.
+#[derive(Debug)]
+pub(crate) struct ConnectionGuard {
+    metrics: Metrics,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.metrics.inner.active_connections.dec();
+    }
+}
+
+/// One response body's accounting.
+#[derive(Debug)]
+pub(crate) struct TransferGuard {
+    metrics: Metrics,
+    requested: Instant,
+    first_byte: bool,
+    outcome: Option<TransferOutcome>,
+}
+
+impl TransferGuard {
+    /// Counts `bytes` handed to the connection (the first time, records the
+    /// time to first byte).
+    pub(crate) fn sent(&mut self, bytes: usize) {
+        if !self.first_byte {
+            self.first_byte = true;
+            self.metrics
+                .inner
+                .time_to_first_byte
+                .observe(self.requested.elapsed().as_secs_f64());
+        }
+        self.metrics.inner.sent_bytes.inc_by(bytes as u64);
+    }
+
+    /// Sets the outcome (the first one set wins).
+    pub(crate) fn finish(&mut self, outcome: TransferOutcome) {
+        self.outcome.get_or_insert(outcome);
+    }
+}
+
+impl Drop for TransferGuard {
+    fn drop(&mut self) {
+        let inner = &self.metrics.inner;
+        match self.outcome.unwrap_or(TransferOutcome::Aborted) {
+            TransferOutcome::Completed => inner.completed.inc(),
+            TransferOutcome::Aborted => inner.aborted.inc(),
+            TransferOutcome::Failed => inner.failed.inc(),
+        };
+        inner.active_transfers.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guards_count_and_the_exposition_names_everything() {
+        let metrics = Metrics::new();
+        {
+            let _connection = metrics.connection();
+            let mut done = metrics.transfer(Instant::now());
+            done.sent(10);
+            done.finish(TransferOutcome::Completed);
+            let mut dropped = metrics.transfer(Instant::now());
+            dropped.sent(5);
+            assert_eq!(metrics.snapshot().active_transfers, 2);
+            assert_eq!(metrics.snapshot().active_connections, 1);
+        }
+        metrics.response(206);
+        let snapshot = metrics.snapshot();
+        assert_eq!(snapshot.sent_bytes, 15);
+        assert_eq!((snapshot.completed, snapshot.aborted, snapshot.failed), (1, 1, 0));
+        assert_eq!((snapshot.active_transfers, snapshot.active_connections), (0, 0));
+        let text = metrics.render();
+        for needle in [
+            "weir_delivery_sent_bytes_total 15",
+            "weir_delivery_active_connections 0",
+            "weir_delivery_transfers_total{outcome=\"completed\"} 1",
+            "weir_delivery_transfers_total{outcome=\"aborted\"} 1",
+            "weir_delivery_time_to_first_byte_seconds_count 2",
+            "weir_delivery_responses_total{code=\"206\"} 1",
+            "# EOF",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from:\n{text}");
+        }
+    }
+}

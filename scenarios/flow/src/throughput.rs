@@ -1,0 +1,235 @@
+//! Throughput as ratios measured in one process: the engine against a plain
+//! synchronous `std::fs` loop on a thread of its own, over the same
+//! page-cached file with the same buffer size, alternating (ABBA) so that
+//! drift on a shared machine hits both alike.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use weir::source::FileSource;
+use weir::{FileSink, IngestOptions, NullSink};
+use weir_harness::{RssSampler, ScenarioResult};
+
+use crate::Error;
+use crate::case::{Case, CaseKind, SinkKind};
+use crate::measure::{case_params, error_chain, input_file, load_average, runtime};
+
+/// Which side of the comparison a round measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Engine,
+    Plain,
+}
+
+/// Runs one `CaseKind::Throughput` case and returns its result (not
+/// written): `throughput_bps` is the engine's best round, `extra` holds the
+/// plain loop's best round, their ratio, the medians and every round.
+pub(crate) fn run_throughput(case: &Case) -> Result<ScenarioResult, Error> {
+    let CaseKind::Throughput {
+        sink,
+        size,
+        rounds,
+        max_in_flight,
+    } = case.kind
+    else {
+        return Err(Error::InvalidCase(format!("not a throughput case: {case}")));
+    };
+    if !matches!(sink, SinkKind::Null | SinkKind::File) {
+        return Err(Error::InvalidCase(format!(
+            "throughput compares file -> null or file -> file, not file -> {}",
+            sink.name()
+        )));
+    }
+    let rounds = rounds.max(1);
+    let input = input_file(&case.work_dir, size, case.seed)?;
+    let output = case.work_dir.join(format!("flow-copy-{}.bin", std::process::id()));
+    let runtime = runtime()?;
+    // Warm the page cache so that both sides read from memory.
+    plain_read(&input, case.chunk_size)?;
+
+    let mut result = ScenarioResult::new("flow", "throughput");
+    result.params = case_params(case);
+    result.extra.insert("load_average_before".into(), json!(load_average()));
+    let sampler = RssSampler::start(Duration::from_millis(case.sample_millis.max(1)));
+    let mut engine = Vec::with_capacity(rounds);
+    let mut plain = Vec::with_capacity(rounds);
+    let mut failure = None;
+    for round in 0..rounds {
+        let order = if round % 2 == 0 {
+            [Side::Plain, Side::Engine]
+        } else {
+            [Side::Engine, Side::Plain]
+        };
+        for side in order {
+            let started = Instant::now();
+            let moved = match (side, sink) {
+                (Side::Plain, SinkKind::File) => plain_copy(&input, &output, case.chunk_size)?,
+                (Side::Plain, _) => plain_read(&input, case.chunk_size)?,
+                (Side::Engine, _) => {
+                    match runtime.block_on(engine_run(&input, &output, sink, case.chunk_size, max_in_flight)) {
+                        Ok(bytes) => bytes,
+                        Err(error) => {
+                            failure = Some(error);
+                            break;
+                        }
+                    }
+                }
+            };
+            let elapsed = started.elapsed();
+            let _ = std::fs::remove_file(&output);
+            if moved != size {
+                return Err(Error::InvalidCase(format!("{side:?} moved {moved} of {size} bytes")));
+            }
+            let bps = size as f64 / elapsed.as_secs_f64().max(1e-9);
+            match side {
+                Side::Engine => engine.push(bps),
+                Side::Plain => plain.push(bps),
+            }
+        }
+        if failure.is_some() {
+            break;
+        }
+    }
+    result.rss = sampler.stop();
+    if let Some(error) = failure {
+        result.outcome = error;
+        return Ok(result);
+    }
+    // Best of the rounds on each side: on a shared machine, other processes
+    // only ever slow a round down, so the fastest round is the closest to
+    // what each side can do; the medians are kept too.
+    let engine_bps = engine.iter().copied().fold(0.0, f64::max);
+    let plain_bps = plain.iter().copied().fold(0.0, f64::max);
+    result = result.with_transfer(size, Duration::from_secs_f64(size as f64 / engine_bps.max(1e-9)));
+    let baseline = match sink {
+        SinkKind::File => "std::fs read/write loop + sync_all, own thread",
+        _ => "std::fs read loop, own thread",
+    };
+    result.extra.insert("baseline".into(), json!(baseline));
+    result.extra.insert("load_average_after".into(), json!(load_average()));
+    result.extra.insert("engine_bps".into(), json!(engine_bps));
+    result.extra.insert("plain_bps".into(), json!(plain_bps));
+    result
+        .extra
+        .insert("ratio".into(), json!(engine_bps / plain_bps.max(1e-9)));
+    result.extra.insert("engine_median_bps".into(), json!(median(&engine)));
+    result.extra.insert("plain_median_bps".into(), json!(median(&plain)));
+    result
+        .extra
+        .insert("median_ratio".into(), json!(median(&engine) / median(&plain).max(1e-9)));
+    result.extra.insert("engine_rounds_bps".into(), json!(engine));
+    result.extra.insert("plain_rounds_bps".into(), json!(plain));
+    Ok(result)
+}
+
+async fn engine_run(
+    input: &Path,
+    output: &Path,
+    sink: SinkKind,
+    chunk_size: usize,
+    max_in_flight: usize,
+) -> Result<u64, String> {
+    let source = FileSource::open(input, chunk_size).map_err(|e| format!("opening {}: {e}", input.display()))?;
+    let options = IngestOptions::builder()
+        .chunk_size(chunk_size)
+        .max_in_flight(max_in_flight)
+        .build();
+    let report = match sink {
+        SinkKind::File => {
+            let file = FileSink::create(output).map_err(|e| format!("creating {}: {e}", output.display()))?;
+            weir::ingest(source, file, options).await
+        }
+        _ => weir::ingest(source, NullSink, options).await,
+    };
+    report.map(|r| r.bytes_written).map_err(|e| error_chain(&e))
+}
+
+/// Reads `path` to the end with `chunk_size` reads on a thread of its own.
+fn plain_read(path: &Path, chunk_size: usize) -> Result<u64, Error> {
+    let path = path.to_path_buf();
+    on_thread(move || {
+        let mut file = File::open(&path)?;
+        let mut buffer = vec![0u8; chunk_size];
+        let mut total = 0u64;
+        loop {
+            match file.read(&mut buffer) {
+                Ok(0) => return Ok(total),
+                Ok(n) => total += n as u64,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    })
+}
+
+/// Copies `from` to `to` with `chunk_size` reads and writes on a thread of
+/// its own, then `sync_all`s, as the file sink does before it commits.
+fn plain_copy(from: &Path, to: &Path, chunk_size: usize) -> Result<u64, Error> {
+    let (from, to) = (from.to_path_buf(), to.to_path_buf());
+    on_thread(move || {
+        let mut input = File::open(&from)?;
+        let mut output = File::create(&to)?;
+        let mut buffer = vec![0u8; chunk_size];
+        let mut total = 0u64;
+        loop {
+            match input.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => {
+                    output.write_all(&buffer[..n])?;
+                    total += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        output.sync_all()?;
+        Ok(total)
+    })
+}
+
+fn on_thread(work: impl FnOnce() -> std::io::Result<u64> + Send + 'static) -> Result<u64, Error> {
+    let thread = std::thread::Builder::new()
+        .name("weir-flow-plain".to_owned())
+        .spawn(work)
+        .map_err(|source| Error::io("spawning the plain loop's thread", source))?;
+    match thread.join() {
+        Ok(result) => result.map_err(|source| Error::io("the plain std::fs loop", source)),
+        Err(_) => Err(Error::InvalidCase("the plain std::fs loop panicked".to_owned())),
+    }
+}
+
+/// The median (mean of the middle two for an even count); 0 when empty.
+pub(crate) fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => f64::midpoint(sorted[n / 2 - 1], sorted[n / 2]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert!((median(&[3.0, 1.0, 2.0]) - 2.0).abs() < f64::EPSILON);
+        assert!((median(&[4.0, 1.0, 2.0, 3.0]) - 2.5).abs() < f64::EPSILON);
+        assert!(median(&[]).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn plain_loops_move_every_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = input_file(dir.path(), 300_000, 5).unwrap();
+        assert_eq!(plain_read(&input, 4096).unwrap(), 300_000);
+        let copy = dir.path().join("copy.bin");
+        assert_eq!(plain_copy(&input, &copy, 4096).unwrap(), 300_000);
+        assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(&input).unwrap());
+    }
+}

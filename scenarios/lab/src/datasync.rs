@@ -1,0 +1,47 @@
+//! `weir-lab datasync` (the ingestion job), `weir-lab datasync-api` (the
+//! mock event API) and `weir-lab run datasync` (the scenario: the job vs
+//! staging-only COPY, the two-stage TSV design and row-by-row INSERT).
+
+use weir_datasync::cli::{self, ApiArgs, JobArgs};
+use weir_datasync::scenario::DatasyncParams;
+use weir_harness::ScenarioResult;
+
+use crate::RunArgs;
+
+/// Runs the job with JSON logs on stdout and prints its report as JSON.
+pub fn job(args: &JobArgs) -> anyhow::Result<()> {
+    let dispatch = cli::json_dispatch(tracing::Level::INFO);
+    let _logs = tracing::dispatcher::set_default(&dispatch);
+    let runtime = cli::runtime_logging_to(dispatch.clone())?;
+    let report = runtime.block_on(cli::run_job_args(args))?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// Serves the mock API until Ctrl-C.
+pub fn api(args: &ApiArgs) -> anyhow::Result<()> {
+    let dispatch = cli::json_dispatch(tracing::Level::INFO);
+    let _logs = tracing::dispatcher::set_default(&dispatch);
+    let runtime = cli::runtime_logging_to(dispatch.clone())?;
+    runtime.block_on(cli::serve_api_until_interrupted(args))?;
+    Ok(())
+}
+
+/// Runs the scenario: `--full` for 3,000,000 events, `--variant` to pick
+/// variants, `--seed` for the log and the faults. PostgreSQL comes from
+/// DATABASE_URL or the `.pg/env` that `just pg-up` writes.
+pub fn run(args: &RunArgs) -> anyhow::Result<Vec<ScenarioResult>> {
+    if args.size.is_some() || args.sink.is_some() || args.source.is_some() {
+        anyhow::bail!(
+            "the datasync scenario takes --full (3,000,000 events), --variant and --seed; not --size, --sink or --source"
+        );
+    }
+    let mut params = if args.full {
+        DatasyncParams::full()
+    } else {
+        DatasyncParams::default()
+    };
+    params.seed = args.seed;
+    params.variants = args.variant.clone();
+    Ok(weir_datasync::scenario::run(&params, &args.out)?)
+}

@@ -1,0 +1,283 @@
+//! `weir-lab`: runs weir's scenarios, writes one JSON result per run, and
+//! renders the reports.
+//!
+//! Adding a scenario: one [`ScenarioName`] variant (its doc comment is what
+//! `list` prints), one arm in [`run_scenario`], and the glue in its own file
+//! `src/<name>.rs`. A scenario that measures in fresh processes adds one arm
+//! in [`run_child`] too.
+
+mod cancellation;
+mod chaos;
+mod datasync;
+mod delivery;
+mod flow;
+mod gate;
+mod progress;
+mod serve;
+mod transforms;
+mod validation;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use weir_harness::ScenarioResult;
+
+/// Runs weir's research scenarios and renders their reports.
+#[derive(Debug, Parser)]
+#[command(name = "weir-lab", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Lists the scenarios and what each shows.
+    List {
+        /// Only the names, one per line (for scripts such as `just bench-all`).
+        #[arg(long)]
+        names: bool,
+    },
+    /// Runs one scenario and writes one JSON result per run.
+    Run(RunArgs),
+    /// Renders the report (charts, tables, index) from result JSON.
+    Report(ReportArgs),
+    /// Serves files over HTTP (weir's delivery server or the ServeFile baseline) until Ctrl-C.
+    Serve(serve::ServeArgs),
+    /// Ingests the DataSync API's events into PostgreSQL (resumable, exactly once; JSON logs on stdout).
+    Datasync(weir_datasync::cli::JobArgs),
+    /// Serves the mock DataSync event API (seeded events and faults) until Ctrl-C.
+    DatasyncApi(weir_datasync::cli::ApiArgs),
+    /// Runs the quick profile of every scenario and checks the committed gates (ratios, memory ceilings, correctness counts); exits 1 on a breach.
+    Gate(gate::GateArgs),
+    /// Measures one case in this (fresh) process; used by `run`, not by people.
+    #[command(name = "__child", hide = true)]
+    Child(ChildArgs),
+}
+
+/// The scenarios `run` knows. The doc comment of each is its `list` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScenarioName {
+    /// The atomic invariant over generated failure schedules (memory, null and file sinks): schedules checked, violations.
+    Chaos,
+    /// Controlled vs unbounded flow into slow, file and null sinks; the flat-memory proof; throughput ratios.
+    Flow,
+    /// HTTP delivery: slow clients' server RSS and CPU, fast throughput vs tower-http ServeFile, disconnect storm.
+    Delivery,
+    /// Checksum transforms vs plain hasher loops; a CPU-heavy stage inline vs offloaded (spawn_blocking, rayon): lag and throughput.
+    Transforms,
+    /// Cancel at random moments into hung and slow sinks (latency, writes after abort), TCP disconnects, SIGTERM drain of 50 ingestions.
+    Cancellation,
+    /// Invalid options x sources x sinks: every row's error, source closed, sink aborted, no fd or file left.
+    Validation,
+    /// API -> PostgreSQL with faults on: exactly-once binary COPY job vs staging-only, two-stage TSV and row-by-row INSERT (needs `just pg-up`).
+    Datasync,
+}
+
+/// Arguments of `weir-lab run`; each scenario reads the ones it uses and
+/// rejects values it does not know.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario (`weir-lab list` shows them).
+    pub scenario: ScenarioName,
+    /// Variants to run (comma-separated or repeated); all of the profile's when absent.
+    #[arg(long, value_delimiter = ',')]
+    pub variant: Vec<String>,
+    /// Input size, e.g. `100MiB`, `1GiB`, `10GiB`; the profile's sizes when absent.
+    #[arg(long, value_parser = parse_bytes)]
+    pub size: Option<u64>,
+    /// Sink kind, scenario-specific (flow: `null`, `file`, `slow`, `jitter`).
+    #[arg(long)]
+    pub sink: Option<String>,
+    /// Source kind, scenario-specific (flow: `synthetic`, `file`).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Seed for generated data and delays.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// The full-size profile instead of the quick one.
+    #[arg(long)]
+    pub full: bool,
+    /// Directory the result JSON files are written to.
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+    /// Also print every result as one line of JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `weir-lab report`.
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// Directory holding the result JSON files.
+    #[arg(default_value = "results")]
+    dir: PathBuf,
+    /// Where the index, charts and tables are written.
+    #[arg(long, default_value = "reports/out")]
+    out: PathBuf,
+    /// Also publish the write-ups' figures and generated markdown into this
+    /// directory (`reports`: figures to `reports/figures/`, the README snippet
+    /// to `reports/README-snippet.md`).
+    #[arg(long)]
+    publish: Option<PathBuf>,
+    /// Criterion's output directory, read for bench estimates (section
+    /// `bench`); skipped when absent.
+    #[arg(long, default_value = "target/criterion")]
+    criterion: PathBuf,
+}
+
+/// Arguments of the hidden `__child` subcommand.
+#[derive(Debug, Args)]
+pub struct ChildArgs {
+    /// The scenario whose case this is.
+    pub scenario: ScenarioName,
+    /// The case, as the scenario's JSON; the child prints its result as
+    /// JSON on stdout.
+    #[arg(long)]
+    pub case: String,
+}
+
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    match parse_size::Config::new().with_binary().parse_size(text) {
+        Ok(0) => Err("size must be at least 1 byte".to_owned()),
+        Ok(n) => Ok(n),
+        Err(error) => Err(format!("{error} (expected e.g. 100MiB, 1GiB, 4096)")),
+    }
+}
+
+/// Dispatches `run` to the scenario's glue.
+fn run_scenario(args: &RunArgs) -> anyhow::Result<Vec<ScenarioResult>> {
+    match args.scenario {
+        ScenarioName::Chaos => chaos::run(args),
+        ScenarioName::Flow => flow::run(args),
+        ScenarioName::Datasync => datasync::run(args),
+        ScenarioName::Delivery => delivery::run(args),
+        ScenarioName::Transforms => transforms::run(args),
+        ScenarioName::Cancellation => cancellation::run(args),
+        ScenarioName::Validation => validation::run(args),
+    }
+}
+
+/// Dispatches the hidden `__child` subcommand to the scenario's glue.
+fn run_child(args: &ChildArgs) -> anyhow::Result<()> {
+    match args.scenario {
+        ScenarioName::Flow => flow::child(args),
+        ScenarioName::Delivery => anyhow::bail!("the delivery scenario runs its servers with `serve`, not `__child`"),
+        ScenarioName::Transforms => anyhow::bail!("the transforms scenario measures in-process, not with `__child`"),
+        ScenarioName::Chaos | ScenarioName::Cancellation | ScenarioName::Validation | ScenarioName::Datasync => {
+            anyhow::bail!(
+                "the {:?} scenario measures in-process, not with `__child`",
+                args.scenario
+            )
+        }
+    }
+}
+
+fn list(names_only: bool) {
+    for name in ScenarioName::value_variants() {
+        if let Some(value) = name.to_possible_value() {
+            if names_only {
+                println!("{}", value.get_name());
+            } else {
+                let help = value.get_help().map(ToString::to_string).unwrap_or_default();
+                println!("{:<14} {help}", value.get_name());
+            }
+        }
+    }
+}
+
+fn print_results(results: &[ScenarioResult], json: bool) -> anyhow::Result<()> {
+    for result in results {
+        if json {
+            println!("{}", serde_json::to_string(result).context("serializing a result")?);
+        } else if result.variant == "summary" {
+            print_checks(result);
+        } else {
+            let peak = result.rss.peak_bytes as f64 / f64::from(1 << 20);
+            let growth = result.rss.growth_bytes() as f64 / f64::from(1 << 20);
+            println!(
+                "{}/{}: {} | {} bytes in {:.2} s ({:.1} MB/s) | peak RSS {peak:.1} MiB (+{growth:.1} MiB){}",
+                result.scenario,
+                result.variant,
+                result.outcome,
+                result.bytes,
+                result.elapsed_s,
+                result.throughput_bps / 1e6,
+                result.lag.as_ref().map_or_else(String::new, |lag| format!(
+                    " | lag p99 {:.2} ms",
+                    lag.p99_us as f64 / 1e3
+                )),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A summary result's `extra.checks` (`name`, `requirement`, `measured`,
+/// `pass`), one line each.
+fn print_checks(summary: &ScenarioResult) {
+    let Some(checks) = summary.extra.get("checks").and_then(serde_json::Value::as_array) else {
+        return;
+    };
+    println!("{} checks:", summary.scenario);
+    for check in checks {
+        let text = |key: &str| check.get(key).and_then(serde_json::Value::as_str).unwrap_or_default();
+        let pass = check.get("pass").and_then(serde_json::Value::as_bool).unwrap_or(false);
+        println!(
+            "  [{}] {}: {} (need {})",
+            if pass { "pass" } else { "FAIL" },
+            text("name"),
+            text("measured"),
+            text("requirement")
+        );
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::List { names } => list(names),
+        Command::Run(args) => {
+            let results = run_scenario(&args)?;
+            print_results(&results, args.json)?;
+            if !args.json {
+                println!("{} result(s) in {}", results.len(), args.out.display());
+            }
+        }
+        Command::Report(args) => {
+            let index =
+                weir_reports::render_dir_with_criterion(&args.dir, &args.criterion, &args.out, args.publish.as_deref())
+                    .with_context(|| format!("rendering the report from {}", args.dir.display()))?;
+            println!("report index: {}", index.display());
+        }
+        Command::Child(args) => run_child(&args)?,
+        Command::Gate(args) => {
+            if !gate::run(&args)? {
+                anyhow::bail!("regression gate breached (see the table above)");
+            }
+        }
+        Command::Serve(args) => serve::run(&args)?,
+        Command::Datasync(args) => datasync::job(&args)?,
+        Command::DatasyncApi(args) => datasync::api(&args)?,
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            for cause in error.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! `weir-lab serve`: runs a delivery server (weir's, or the tower-http
+//! `ServeFile` baseline) until Ctrl-C; the delivery scenario also starts its
+//! server processes this way.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU64;
+use std::path::PathBuf;
+
+use clap::Args;
+use weir_delivery::serve::{ServeOptions, ServerKind};
+
+/// Arguments of `weir-lab serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The directory served under `/files/`.
+    #[arg(long)]
+    pub root: PathBuf,
+    /// Address to listen on (port 0: any free port, printed on start).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// `weir-pull`, `weir-read-ahead`, or `tower-serve-file` (the baseline).
+    #[arg(long, default_value = "weir-pull")]
+    pub server: ServerKind,
+    /// For `tower-serve-file`: the file under the root served at every path.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Bytes read per chunk, e.g. `32KiB`.
+    #[arg(long, value_parser = crate::parse_bytes, default_value = "32KiB")]
+    pub chunk_size: u64,
+    /// hyper's per-connection buffer ceiling (a stalled connection holds less than this plus one chunk).
+    #[arg(long, value_parser = crate::parse_bytes, default_value = "16KiB")]
+    pub connection_buffer: u64,
+    /// Per-connection rate in bytes per second, e.g. `1MiB`.
+    #[arg(long, value_parser = crate::parse_bytes)]
+    pub rate: Option<u64>,
+    /// Rate across all connections in bytes per second.
+    #[arg(long, value_parser = crate::parse_bytes)]
+    pub global_rate: Option<u64>,
+    /// Runtime worker threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Shut down when standard input closes (how the scenario stops it).
+    #[arg(long)]
+    pub exit_on_stdin_eof: bool,
+}
+
+/// Runs the server `args` describe until it is stopped.
+pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    let mut options = ServeOptions::new(args.root.clone());
+    options.addr = args.addr;
+    options.server = args.server;
+    options.file.clone_from(&args.file);
+    options.chunk_size = usize::try_from(args.chunk_size)?;
+    options.connection_buffer = usize::try_from(args.connection_buffer)?;
+    options.rate = args.rate.and_then(NonZeroU64::new);
+    options.global_rate = args.global_rate.and_then(NonZeroU64::new);
+    options.threads = args.threads;
+    options.exit_on_stdin_eof = args.exit_on_stdin_eof;
+    weir_delivery::serve::serve(&options)?;
+    Ok(())
+}
