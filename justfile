@@ -43,12 +43,13 @@ pg-down:
 replay SEED SINK="":
     cargo run -q -p weir-chaos --bin chaos-replay -- {{SEED}} {{SINK}}
 
-# Runs every scenario (flow at full size: 1 GiB into a slow sink, flat memory up to 10 GiB; the others' default profiles), then `just report`. Results go to RESULTS (git-ignored).
+# The main job: every scenario (flow, delivery and datasync at full size, the others' default profiles), every criterion bench, then `just report`. Results go to RESULTS (git-ignored).
 bench-all RESULTS="results":
     just pg-up
     cargo build --release --locked -q -p weir-lab
-    cargo run --release --locked -q -p weir-lab -- run flow --full --out {{RESULTS}}
-    for s in $(cargo run --release --locked -q -p weir-lab -- list --names); do [ "$s" = flow ] || cargo run --release --locked -q -p weir-lab -- run "$s" --out {{RESULTS}} || exit 1; done
+    for s in flow delivery datasync; do cargo run --release --locked -q -p weir-lab -- run "$s" --full --out {{RESULTS}} || exit 1; done
+    for s in $(cargo run --release --locked -q -p weir-lab -- list --names); do case "$s" in flow|delivery|datasync) ;; *) cargo run --release --locked -q -p weir-lab -- run "$s" --out {{RESULTS}} || exit 1;; esac; done
+    cargo bench --locked -q -p weir-benches -- --warm-up-time 1 --measurement-time 3 --noplot
     just report {{RESULTS}}
 
 # Re-renders the report into reports/out/ (git-ignored) and the write-ups' figures, tables and README snippet into reports/ from existing results.

@@ -69,6 +69,11 @@ pub struct Gate {
     /// (each must pass).
     #[serde(default)]
     pub variant: Option<String>,
+    /// Only results whose `params` hold these `key=value` pairs, comma
+    /// separated (for example `sink=null,chunk_size=65536`), for scenarios
+    /// whose variants repeat across groups.
+    #[serde(default, rename = "where")]
+    pub where_param: Option<String>,
     /// Dotted path into the result JSON (`rss.peak_bytes`,
     /// `extra.ratio_vs_raw`, `lag.p99_us`), or `rss.growth_bytes` (peak
     /// minus baseline).
@@ -145,6 +150,24 @@ fn metric(result: &ScenarioResult, path: &str) -> Option<f64> {
     }
 }
 
+/// Whether `result` satisfies the gate's `where = "key=value,key=value"`
+/// filter (every pair must match).
+fn selected(gate: &Gate, result: &ScenarioResult) -> bool {
+    let Some(filter) = &gate.where_param else {
+        return true;
+    };
+    filter.split(',').all(|pair| {
+        let Some((key, wanted)) = pair.split_once('=') else {
+            return false;
+        };
+        match result.params.get(key.trim()) {
+            Some(Value::String(s)) => s == wanted.trim(),
+            Some(other) => other.to_string() == wanted.trim(),
+            None => false,
+        }
+    })
+}
+
 fn judge(gate: &Gate, measured: f64) -> (bool, f64) {
     let mut pass = true;
     let mut margin = f64::INFINITY;
@@ -168,7 +191,11 @@ pub fn evaluate(file: &GateFile, results: &[ScenarioResult]) -> Vec<Verdict> {
     for gate in &file.gates {
         let mut matching: Vec<&ScenarioResult> = results
             .iter()
-            .filter(|r| r.scenario == gate.scenario && gate.variant.as_ref().is_none_or(|v| &r.variant == v))
+            .filter(|r| {
+                r.scenario == gate.scenario
+                    && gate.variant.as_ref().is_none_or(|v| &r.variant == v)
+                    && selected(gate, r)
+            })
             .collect();
         if gate.variant.is_some() {
             matching.sort_by_key(|r| r.started_unix_s);

@@ -124,3 +124,29 @@ fn the_committed_gates_file_is_valid() {
     let file = GateFile::load(&path).unwrap();
     assert!(!file.gates.is_empty());
 }
+
+#[test]
+fn a_where_filter_picks_results_by_their_params() {
+    let gates: GateFile = toml::from_str(
+        r#"
+        [[gate]]
+        name = "file source keeps up"
+        scenario = "flow"
+        variant = "throughput"
+        where = "sink=null"
+        metric = "extra.ratio"
+        min = 0.5
+        "#,
+    )
+    .unwrap();
+    let mut null = ScenarioResult::new("flow", "throughput");
+    null.params.insert("sink".into(), Value::from("null"));
+    null.extra.insert("ratio".into(), Value::from(0.4));
+    let mut file = ScenarioResult::new("flow", "throughput");
+    file.params.insert("sink".into(), Value::from("file"));
+    file.extra.insert("ratio".into(), Value::from(0.95));
+    file.started_unix_s += 10;
+    // The newer file result must not hide the regressed null one.
+    let failed = breaches(&evaluate(&gates, &[null, file]));
+    assert_eq!(failed.len(), 1, "{failed:?}");
+}
