@@ -160,10 +160,12 @@ fn selected(gate: &Gate, result: &ScenarioResult) -> bool {
         let Some((key, wanted)) = pair.split_once('=') else {
             return false;
         };
+        let wanted = wanted.trim();
         match result.params.get(key.trim()) {
-            Some(Value::String(s)) => s == wanted.trim(),
-            Some(other) => other.to_string() == wanted.trim(),
-            None => false,
+            Some(Value::String(s)) => s == wanted,
+            Some(Value::Number(n)) => wanted.parse::<f64>().ok() == n.as_f64(),
+            Some(Value::Bool(b)) => wanted.parse::<bool>().ok() == Some(*b),
+            _ => false,
         }
     })
 }
