@@ -31,19 +31,33 @@ pub fn digest_in<'a>(stages: &'a [StageReport], algorithm: &str) -> Option<&'a s
     })
 }
 
-/// SHA-256 of the stream, through the `sha2` crate (which uses the CPU's SHA
-/// extensions when it has them, detected at run time).
+/// What differs between the checksum transforms: the running state of one
+/// algorithm. [`Checksum`] does the rest (pass-through, summary, offload).
+pub trait Algorithm: Default + Send + 'static {
+    /// The stage's name, and the summary's prefix.
+    const NAME: &'static str;
+
+    /// Feeds the next bytes of the stream.
+    fn update(&mut self, bytes: &[u8]);
+
+    /// The digest of everything fed, as lowercase hex; the state is spent.
+    fn finish_hex(&mut self) -> String;
+}
+
+/// A pass-through transform computing `A` over the whole stream.
 ///
-/// Summary: `"sha256:<64 hex digits>"`, once the input is complete.
+/// Summary: `"<name>:<hex digest>"`, only once the input is complete (after
+/// `finish`), so a failed ingestion reports none. Use the aliases
+/// [`Sha256`], [`Blake3`] and [`Crc32c`].
 #[derive(Debug, Clone, Default)]
-pub struct Sha256 {
-    hasher: sha2::Sha256,
+pub struct Checksum<A> {
+    state: A,
     digest: Option<String>,
     offload: bool,
 }
 
-impl Sha256 {
-    /// A fresh hasher, running inline on the runtime's worker.
+impl<A: Algorithm> Checksum<A> {
+    /// A fresh checksum, running inline on the runtime's worker.
     pub fn new() -> Self {
         Self::default()
     }
@@ -57,20 +71,19 @@ impl Sha256 {
     }
 }
 
-impl Transform for Sha256 {
+impl<A: Algorithm> Transform for Checksum<A> {
     fn name(&self) -> &str {
-        "sha256"
+        A::NAME
     }
 
     fn transform(&mut self, chunk: Bytes, out: &mut Vec<Bytes>) -> Result<(), BoxError> {
-        self.hasher.update(&chunk);
+        self.state.update(&chunk);
         out.push(chunk);
         Ok(())
     }
 
     fn finish(&mut self, _out: &mut Vec<Bytes>) -> Result<(), BoxError> {
-        let digest = std::mem::take(&mut self.hasher).finalize();
-        self.digest = Some(hex(&digest));
+        self.digest = Some(self.state.finish_hex());
         Ok(())
     }
 
@@ -79,112 +92,70 @@ impl Transform for Sha256 {
     }
 
     fn summary(&self) -> Option<String> {
-        self.digest.as_ref().map(|d| format!("sha256:{d}"))
+        self.digest.as_ref().map(|d| format!("{}:{d}", A::NAME))
     }
 }
 
-/// BLAKE3 of the stream, through the `blake3` crate (SIMD: SSE4.1, AVX2 or
-/// AVX-512, detected at run time).
-///
-/// Summary: `"blake3:<64 hex digits>"`, once the input is complete.
+/// SHA-256 state, through the `sha2` crate (which uses the CPU's SHA
+/// extensions when it has them, detected at run time).
 #[derive(Debug, Clone, Default)]
-pub struct Blake3 {
-    hasher: blake3::Hasher,
-    digest: Option<String>,
-    offload: bool,
-}
+pub struct Sha256State(sha2::Sha256);
 
-impl Blake3 {
-    /// A fresh hasher, running inline on the runtime's worker.
-    pub fn new() -> Self {
-        Self::default()
+impl Algorithm for Sha256State {
+    const NAME: &'static str = "sha256";
+
+    fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
     }
 
-    /// Runs the stage off the runtime's workers (see
-    /// [`Transform::cpu_heavy`]).
-    #[must_use]
-    pub fn offload(mut self, offload: bool) -> Self {
-        self.offload = offload;
-        self
+    fn finish_hex(&mut self) -> String {
+        hex(&std::mem::take(&mut self.0).finalize())
     }
 }
 
-impl Transform for Blake3 {
-    fn name(&self) -> &str {
-        "blake3"
-    }
-
-    fn transform(&mut self, chunk: Bytes, out: &mut Vec<Bytes>) -> Result<(), BoxError> {
-        self.hasher.update(&chunk);
-        out.push(chunk);
-        Ok(())
-    }
-
-    fn finish(&mut self, _out: &mut Vec<Bytes>) -> Result<(), BoxError> {
-        self.digest = Some(self.hasher.finalize().to_hex().to_string());
-        Ok(())
-    }
-
-    fn cpu_heavy(&self) -> bool {
-        self.offload
-    }
-
-    fn summary(&self) -> Option<String> {
-        self.digest.as_ref().map(|d| format!("blake3:{d}"))
-    }
-}
-
-/// CRC32C (Castagnoli) of the stream, through the `crc32c` crate (the SSE4.2
-/// or ARMv8 CRC instructions when present, detected at run time).
-///
-/// Summary: `"crc32c:<8 hex digits>"` (the value, most significant digit
-/// first), once the input is complete.
+/// BLAKE3 state, through the `blake3` crate (SIMD: SSE4.1, AVX2 or AVX-512,
+/// detected at run time).
 #[derive(Debug, Clone, Default)]
-pub struct Crc32c {
-    crc: u32,
-    finished: bool,
-    offload: bool,
-}
+pub struct Blake3State(blake3::Hasher);
 
-impl Crc32c {
-    /// A fresh checksum, running inline on the runtime's worker.
-    pub fn new() -> Self {
-        Self::default()
+impl Algorithm for Blake3State {
+    const NAME: &'static str = "blake3";
+
+    fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
     }
 
-    /// Runs the stage off the runtime's workers (see
-    /// [`Transform::cpu_heavy`]).
-    #[must_use]
-    pub fn offload(mut self, offload: bool) -> Self {
-        self.offload = offload;
-        self
+    fn finish_hex(&mut self) -> String {
+        self.0.finalize().to_hex().to_string()
     }
 }
 
-impl Transform for Crc32c {
-    fn name(&self) -> &str {
-        "crc32c"
+/// CRC32C (Castagnoli) state, through the `crc32c` crate (the SSE4.2 or
+/// ARMv8 CRC instructions when present, detected at run time); the digest
+/// is the value in 8 hex digits, most significant first.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Crc32cState(u32);
+
+impl Algorithm for Crc32cState {
+    const NAME: &'static str = "crc32c";
+
+    fn update(&mut self, bytes: &[u8]) {
+        self.0 = crc32c::crc32c_append(self.0, bytes);
     }
 
-    fn transform(&mut self, chunk: Bytes, out: &mut Vec<Bytes>) -> Result<(), BoxError> {
-        self.crc = crc32c::crc32c_append(self.crc, &chunk);
-        out.push(chunk);
-        Ok(())
-    }
-
-    fn finish(&mut self, _out: &mut Vec<Bytes>) -> Result<(), BoxError> {
-        self.finished = true;
-        Ok(())
-    }
-
-    fn cpu_heavy(&self) -> bool {
-        self.offload
-    }
-
-    fn summary(&self) -> Option<String> {
-        self.finished.then(|| format!("crc32c:{:08x}", self.crc))
+    fn finish_hex(&mut self) -> String {
+        format!("{:08x}", self.0)
     }
 }
+
+/// SHA-256 of the stream. Summary: `"sha256:<64 hex digits>"`.
+pub type Sha256 = Checksum<Sha256State>;
+
+/// BLAKE3 of the stream. Summary: `"blake3:<64 hex digits>"`.
+pub type Blake3 = Checksum<Blake3State>;
+
+/// CRC32C of the stream. Summary: `"crc32c:<8 hex digits>"`.
+pub type Crc32c = Checksum<Crc32cState>;
 
 #[cfg(test)]
 mod tests {

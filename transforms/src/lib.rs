@@ -48,7 +48,7 @@ mod error;
 mod map;
 mod split;
 
-pub use checksum::{Blake3, Crc32c, Sha256, digest_in};
+pub use checksum::{Algorithm, Blake3, Blake3State, Checksum, Crc32c, Crc32cState, Sha256, Sha256State, digest_in};
 pub use compress::{
     Codec, Compress, DEFAULT_MAX_OUTPUT_PER_CHUNK, DEFAULT_PIECE_SIZE, DEFAULT_WINDOW_LOG_MAX, Decompress,
 };
