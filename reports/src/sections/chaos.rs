@@ -3,11 +3,12 @@
 //! command of any schedule that broke it. Read from the results written by
 //! `weir-chaos`.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde_json::Value;
 use weir_harness::ScenarioResult;
+
+use super::newest_per_variant;
 
 use super::{Figures, Section};
 use crate::Error;
@@ -19,17 +20,6 @@ pub(crate) const SECTION: Section = Section {
     title: "Chaos: the atomic invariant over generated failure schedules",
     render,
 };
-
-fn newest_per_variant(results: &[ScenarioResult]) -> BTreeMap<&str, &ScenarioResult> {
-    let mut newest: BTreeMap<&str, &ScenarioResult> = BTreeMap::new();
-    for r in results {
-        let entry = newest.entry(r.variant.as_str()).or_insert(r);
-        if r.started_unix_s > entry.started_unix_s {
-            *entry = r;
-        }
-    }
-    newest
-}
 
 fn count(r: &ScenarioResult, key: &str) -> String {
     r.extra

@@ -10,6 +10,8 @@ use std::fmt::Write as _;
 use serde_json::Value;
 use weir_harness::ScenarioResult;
 
+use super::newest_per_variant;
+
 use super::{Figures, Section};
 use crate::Error;
 use crate::charts::MAX_POINTS;
@@ -30,17 +32,6 @@ const SERVERS: [(&str, &str); 3] = [
 ];
 
 /// The newest result of each variant.
-fn newest_per_variant(results: &[ScenarioResult]) -> BTreeMap<&str, &ScenarioResult> {
-    let mut newest: BTreeMap<&str, &ScenarioResult> = BTreeMap::new();
-    for r in results {
-        let entry = newest.entry(r.variant.as_str()).or_insert(r);
-        if r.started_unix_s > entry.started_unix_s {
-            *entry = r;
-        }
-    }
-    newest
-}
-
 fn num(r: &ScenarioResult, key: &str) -> Option<f64> {
     r.extra.get(key).and_then(Value::as_f64)
 }

@@ -4,6 +4,7 @@
 //! `pub(crate) const SECTION: Section`, and add its name to the
 //! `sections!` line below. Scenarios without a section get a generic table.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use weir_harness::ScenarioResult;
@@ -93,6 +94,20 @@ impl Figures<'_> {
         })?;
         Ok(Some(target))
     }
+}
+
+/// The newest result of each variant (by start time), keyed by variant:
+/// sections show one row per variant even when a results directory holds
+/// several runs.
+pub(crate) fn newest_per_variant(results: &[ScenarioResult]) -> BTreeMap<&str, &ScenarioResult> {
+    let mut newest: BTreeMap<&str, &ScenarioResult> = BTreeMap::new();
+    for r in results {
+        let entry = newest.entry(r.variant.as_str()).or_insert(r);
+        if r.started_unix_s > entry.started_unix_s {
+            *entry = r;
+        }
+    }
+    newest
 }
 
 pub(crate) fn create_dir(dir: &Path) -> Result<(), Error> {

@@ -9,6 +9,8 @@ use std::fmt::Write as _;
 use serde_json::Value;
 use weir_harness::ScenarioResult;
 
+use super::newest_per_variant;
+
 use super::{Figures, Section};
 use crate::Error;
 use crate::charts;
@@ -27,17 +29,6 @@ const FLAVORS: [&str; 2] = ["current_thread", "multi_thread"];
 const WAYS: [&str; 4] = ["inline", "spawn_blocking", "adapter-spawn_blocking", "adapter-rayon"];
 
 /// The newest result of each variant.
-fn newest_per_variant(results: &[ScenarioResult]) -> BTreeMap<&str, &ScenarioResult> {
-    let mut newest: BTreeMap<&str, &ScenarioResult> = BTreeMap::new();
-    for r in results {
-        let entry = newest.entry(r.variant.as_str()).or_insert(r);
-        if r.started_unix_s > entry.started_unix_s {
-            *entry = r;
-        }
-    }
-    newest
-}
-
 fn num(map: &serde_json::Map<String, Value>, key: &str) -> f64 {
     map.get(key).and_then(Value::as_f64).unwrap_or_default()
 }
