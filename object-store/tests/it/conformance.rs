@@ -7,16 +7,13 @@
 //! in-memory backend; the local-filesystem backend, which does real I/O,
 //! runs a tenth of that).
 
-use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
-use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
-use weir_chaos::{FailureSchedule, SinkTarget, run_case};
+use weir_chaos::{SinkTarget, cases_from_env as cases, suite};
 use weir_object_store::ObjectStoreSink;
 
 use crate::support::{list_all, read, sha256_hex};
@@ -24,13 +21,6 @@ use crate::support::{list_all, read, sha256_hex};
 /// Part sizes cycled over the cases: one byte, smaller and larger than the
 /// schedules' chunks, and larger than any case's input.
 const PART_SIZES: [usize; 5] = [1, 7, 64, 100, 1 << 20];
-
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000)
-}
 
 /// `ObjectStoreSink` on a fresh in-memory store per case.
 #[derive(Debug, Default)]
@@ -161,43 +151,6 @@ async fn visible_state(store: &dyn ObjectStore, committed: bool, expected: &[u8]
         (false, None) if !listed.is_empty() => Err(format!("objects visible after a failed ingestion: {listed:?}")),
         (false, None) => Ok(()),
     }
-}
-
-/// Runs `cases` generated schedules against `target`, as the chaos suite
-/// does for the engine's sinks.
-fn suite<T: SinkTarget>(target: T, cases: u32) {
-    let name = target.name();
-    let target = RefCell::new(target);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    let checked = Cell::new(0u64);
-    let committed = Cell::new(0u64);
-    let result = runner.run(&any::<u64>(), |seed| {
-        let schedule = FailureSchedule::from_seed(seed);
-        let outcome = run_case(&schedule, &mut *target.borrow_mut());
-        checked.set(checked.get() + 1);
-        committed.set(committed.get() + u64::from(outcome.result == "committed"));
-        prop_assert!(
-            outcome.holds(),
-            "{name} sink broke the invariant\n  violations: {:?}\n  result: {}\n  schedule: {schedule}\n  seed: {seed}",
-            outcome.violations,
-            outcome.result
-        );
-        Ok(())
-    });
-    let (checked, committed) = (checked.get(), committed.get());
-    println!(
-        "chaos[{name}]: {checked} schedules checked ({committed} committed, {} aborted), 0 violations",
-        checked - committed
-    );
-    if let Err(error) = result {
-        panic!("{error}");
-    }
-    assert!(checked >= u64::from(cases), "only {checked} of {cases} schedules ran");
-    assert!(committed > 0 && committed < checked, "both outcomes must be exercised");
 }
 
 #[test]

@@ -26,6 +26,7 @@ mod scenario;
 mod schedule;
 mod sink;
 mod source;
+mod suite;
 mod targets;
 mod transform;
 
@@ -36,5 +37,6 @@ pub use scenario::{ChaosParams, run as run_scenario};
 pub use schedule::{AbortFault, FailureSchedule, FinalizeFault, TransformFault, TransformPlan};
 pub use sink::ChaosSink;
 pub use source::ChaosSource;
+pub use suite::{cases_from_env, suite};
 pub use targets::{FileTarget, MemoryTarget, NullTarget, SinkTarget};
 pub use transform::ChaosTransform;
