@@ -6,15 +6,16 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, Stream, StreamExt};
 use tokio::time::Instant;
 
 use crate::error::{AbortFailure, Cause, IngestError, OptionsError, PanicSite, panic_message};
+use crate::in_flight::InFlight;
 use crate::lifecycle::{self, Aborting};
 use crate::options::IngestOptions;
 use crate::report::{AbortReport, IngestReport, Outcome, StageReport, Stats};
 use crate::sink::Sink;
+use crate::stop::{Stop, StopSignal};
 use crate::transform::Pipeline;
 
 /// Moves every byte of `source` through the transforms in `options` into
@@ -94,12 +95,9 @@ where
     let shutdown = registry.shutdown.unwrap_or_default();
     let mut pipeline = Pipeline::new(source, transforms, chunk_size);
     let mut exhausted = false;
-    let mut in_flight = FuturesUnordered::new();
+    let mut in_flight = InFlight::new();
     let mut next_chunk: u64 = 0;
-    let cancelled = cancel.cancelled();
-    tokio::pin!(cancelled);
-    let shut_down = shutdown.cancelled();
-    tokio::pin!(shut_down);
+    let mut stop = StopSignal::new(shutdown.clone(), cancel.clone());
 
     let failure: Option<Cause> = loop {
         if exhausted && in_flight.is_empty() {
@@ -112,15 +110,14 @@ where
         let may_pull = !exhausted && in_flight.len() < max_in_flight;
         tokio::select! {
             biased;
-            () = &mut shut_down => {
+            stopped = &mut stop => {
                 // The loop still holds `Running`, so the request is accepted
                 // and the commit point below refuses to pass.
                 let _ = observer.request_cancel();
-                break Some(Cause::Shutdown);
-            }
-            () = &mut cancelled => {
-                let _ = observer.request_cancel();
-                break Some(Cause::Cancelled);
+                break Some(match stopped {
+                    Stop::Shutdown => Cause::Shutdown,
+                    Stop::Cancelled => Cause::Cancelled,
+                });
             }
             Some(done) = in_flight.next(), if !in_flight.is_empty() => match done {
                 Ok((bytes, latency)) => stats.record_write(bytes, latency),
@@ -214,7 +211,9 @@ fn start_write<Si: Sink>(
     let write = catch_unwind(AssertUnwindSafe(|| sink.write(chunk)))
         .map_err(|payload| Cause::panic(PanicSite::SinkWrite, payload))?;
     Ok(async move {
-        let issued = Instant::now();
+        // The wall clock, not Tokio's: with Tokio's `test-util` feature
+        // anywhere in the build, its `Instant::now` takes a lock.
+        let issued = std::time::Instant::now();
         let write = AssertUnwindSafe(write).catch_unwind();
         let result = match timeout {
             Some(limit) => match tokio::time::timeout(limit, write).await {

@@ -39,6 +39,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod in_flight;
 mod ingest;
 mod lifecycle;
 mod options;
@@ -47,6 +48,7 @@ mod report;
 mod sink;
 mod sinks;
 pub mod source;
+mod stop;
 mod sync;
 mod transform;
 

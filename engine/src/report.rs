@@ -91,7 +91,9 @@ pub struct IngestReport {
     pub chunks_written: u64,
     /// Wall time from the call to the return.
     pub elapsed: Duration,
-    /// Latency of acknowledged writes.
+    /// Latency of acknowledged writes, from the first poll of the write to
+    /// its acknowledgement, on the wall clock (also under Tokio's paused
+    /// time, unlike `elapsed`).
     pub write_latency: LatencySummary,
     /// Most writes outstanding at once.
     pub peak_in_flight: usize,

@@ -315,6 +315,11 @@ where
                     Ok(Poll::Ready(Some(Ok(mut chunk)))) => {
                         this.bytes_read += chunk.len() as u64;
                         this.chunks_read += 1;
+                        // Without stages, a chunk within the limit goes
+                        // straight out (the queue is empty here).
+                        if this.stages.is_empty() && !chunk.is_empty() && chunk.len() <= this.max_chunk {
+                            return Poll::Ready(Some(Ok(chunk)));
+                        }
                         while chunk.len() > this.max_chunk {
                             this.work.push_back((0, chunk.split_to(this.max_chunk)));
                         }
