@@ -194,6 +194,21 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
                 let _ = writeln!(md, "COPY encoding comparison: {}.\n", encoding.outcome);
             }
         }
+        if let (Some(one), Some(two)) = (
+            num(encoding, "pg_copy_ceiling_rows_per_s_1conn"),
+            num(encoding, "pg_copy_ceiling_rows_per_s_2conn"),
+        ) {
+            let over_row_by_row = num(encoding, "pg_copy_ceiling_vs_row_by_row")
+                .map(|x| format!(", {x:.2}x the row-by-row rate of this run"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                md,
+                "PostgreSQL's own ceiling on this machine (the same rows pre-encoded, COPYed into an emptied \
+                 `events` with its uuid primary key and committed; no API, no parsing): {one:.0} rows/s from one \
+                 connection, {two:.0} rows/s from two in parallel{over_row_by_row}. No client loads this table \
+                 faster here.\n"
+            );
+        }
     }
     Ok(md)
 }
@@ -234,6 +249,13 @@ mod tests {
         encoding.extra.insert("pre_encoded_rows_per_s".into(), json!(990_000.0));
         encoding
             .extra
+            .insert("pg_copy_ceiling_rows_per_s_1conn".into(), json!(200_000.0));
+        encoding
+            .extra
+            .insert("pg_copy_ceiling_rows_per_s_2conn".into(), json!(300_000.0));
+        encoding.extra.insert("pg_copy_ceiling_vs_row_by_row".into(), json!(6.0));
+        encoding
+            .extra
             .insert("binary_copy_in_writer_rows_per_s".into(), json!(660_000.0));
         encoding.extra.insert("pre_encoded_speedup".into(), json!(1.5));
         let results = vec![
@@ -252,6 +274,10 @@ mod tests {
         assert!(md.contains("| NO | ok |"), "{md}");
         assert!(md.contains("2 of 3 variants verified"), "{md}");
         assert!(md.contains("990000 rows/s vs `BinaryCopyInWriter` 660000 rows/s (1.50x)"), "{md}");
+        assert!(
+            md.contains("200000 rows/s from one connection, 300000 rows/s from two in parallel, 6.00x the row-by-row"),
+            "{md}"
+        );
         assert!(md.contains("figures/datasync-events-per-s.svg"), "{md}");
         let empty = render(&[], &mut figures).unwrap();
         assert!(empty.contains("run `weir-lab run datasync`"), "{empty}");

@@ -416,6 +416,72 @@ async fn copy_pre_encoded(db: &Db, lines: &[Vec<u8>], frame: usize) -> Result<Du
     Ok(elapsed)
 }
 
+/// The valid events of `lines` as binary COPY tuples, in frames of about
+/// `frame` bytes, without the stream's header and trailer.
+fn tuple_frames(lines: &[Vec<u8>], frame: usize) -> Vec<Bytes> {
+    let mut frames = Vec::new();
+    let mut buf = Vec::with_capacity(frame + 1024);
+    for line in lines {
+        if let Ok(event) = parse_event(line) {
+            encode_binary(&event, &mut buf);
+        }
+        if buf.len() >= frame {
+            frames.push(Bytes::from(std::mem::replace(
+                &mut buf,
+                Vec::with_capacity(frame + 1024),
+            )));
+        }
+    }
+    if !buf.is_empty() {
+        frames.push(Bytes::from(buf));
+    }
+    frames
+}
+
+/// PostgreSQL's own rate on this machine: the pre-encoded `frames` COPYed
+/// into an emptied `events` (its uuid primary key, its `json` payload) and
+/// committed, from `connections` connections in parallel, each taking every
+/// `connections`-th frame. No API and no parsing: no client loads this
+/// table faster here.
+async fn copy_ceiling(url: &str, schema: &str, frames: &[Bytes], connections: usize) -> Result<Duration, crate::Error> {
+    let mut dbs = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        dbs.push(Db::connect(url, schema).await?);
+    }
+    dbs[0]
+        .client()
+        .batch_execute("TRUNCATE events")
+        .await
+        .map_err(crate::pg::query("emptying events"))?;
+    let started = Instant::now();
+    let loads = dbs.iter().enumerate().map(|(first, db)| async move {
+        let client = db.client();
+        client.batch_execute("BEGIN").await.map_err(crate::pg::query("BEGIN"))?;
+        let sink = client
+            .copy_in("COPY events (id, type, ts, payload) FROM STDIN (FORMAT binary)")
+            .await
+            .map_err(crate::pg::query("starting COPY"))?;
+        let mut sink = Box::pin(sink);
+        let header = std::iter::once(Bytes::from_static(BINARY_COPY_HEADER));
+        let trailer = std::iter::once(Bytes::from_static(BINARY_COPY_TRAILER));
+        let mine = frames.iter().skip(first).step_by(connections).cloned();
+        for frame in header.chain(mine).chain(trailer) {
+            sink.send(frame).await.map_err(crate::pg::query("COPY"))?;
+        }
+        sink.as_mut()
+            .finish()
+            .await
+            .map_err(crate::pg::query("finishing COPY"))?;
+        client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(crate::pg::query("COMMIT"))?;
+        Ok::<_, crate::Error>(())
+    });
+    futures_util::future::try_join_all(loads).await?;
+    Ok(started.elapsed())
+}
+
 /// Parses `lines` and COPYs them through `BinaryCopyInWriter`; rolls back.
 async fn copy_typed(db: &Db, lines: &[Vec<u8>]) -> Result<Duration, crate::Error> {
     let client = db.client();
@@ -471,11 +537,18 @@ async fn run_encoding(params: &DatasyncParams, url: &str) -> ScenarioResult {
             pre = pre.min(copy_pre_encoded(&db, &lines, 512 << 10).await?);
             typed = typed.min(copy_typed(&db, &lines).await?);
         }
+        let frames = tuple_frames(&lines, 512 << 10);
+        let mut ceiling = [Duration::MAX; 2];
+        for _ in 0..2 {
+            for (connections, best) in (1..).zip(ceiling.iter_mut()) {
+                *best = (*best).min(copy_ceiling(url, db.schema(), &frames, connections).await?);
+            }
+        }
         let _ = db.drop_schema().await;
-        Ok::<_, crate::Error>((pre, typed))
+        Ok::<_, crate::Error>((pre, typed, ceiling))
     };
     match measured.await {
-        Ok((pre, typed)) => {
+        Ok((pre, typed, ceiling)) => {
             result = result.with_transfer(bytes, pre);
             let per_s = |d: Duration| events as f64 / d.as_secs_f64().max(f64::EPSILON);
             result.extra.insert("pre_encoded_rows_per_s".into(), json!(per_s(pre)));
@@ -486,6 +559,12 @@ async fn run_encoding(params: &DatasyncParams, url: &str) -> ScenarioResult {
                 "pre_encoded_speedup".into(),
                 json!(typed.as_secs_f64() / pre.as_secs_f64().max(f64::EPSILON)),
             );
+            for (connections, elapsed) in (1..).zip(ceiling) {
+                result.extra.insert(
+                    format!("pg_copy_ceiling_rows_per_s_{connections}conn"),
+                    json!(per_s(elapsed)),
+                );
+            }
         }
         Err(error) => result.outcome = format!("error: {error}"),
     }
@@ -502,6 +581,21 @@ fn add_ratios(results: &mut [ScenarioResult]) {
             .and_then(|r| r.extra.get("events_per_s"))
             .and_then(Value::as_f64)
     };
+    // PostgreSQL's own ceiling over row-by-row: the most any client could
+    // be faster than row-by-row here.
+    if let Some(row_by_row) = rate(results, VARIANT_ROW_BY_ROW)
+        && let Some(encoding) = results.iter_mut().find(|r| r.variant == VARIANT_ENCODING && r.is_ok())
+    {
+        let ceiling = ["pg_copy_ceiling_rows_per_s_1conn", "pg_copy_ceiling_rows_per_s_2conn"]
+            .iter()
+            .filter_map(|k| encoding.extra.get(*k).and_then(Value::as_f64))
+            .fold(0.0, f64::max);
+        if ceiling > 0.0 {
+            encoding
+                .extra
+                .insert("pg_copy_ceiling_vs_row_by_row".into(), json!(ceiling / row_by_row));
+        }
+    }
     let Some(copy) = rate(results, VARIANT_COPY) else {
         return;
     };

@@ -37,6 +37,13 @@ fn every_variant_runs_verified_and_the_ratios_are_reported() {
     }
     let encoding = results.iter().find(|r| r.variant == "copy-encoding").unwrap();
     assert!(encoding.extra["pre_encoded_speedup"].as_f64().unwrap() > 0.0);
+    for ceiling in [
+        "pg_copy_ceiling_rows_per_s_1conn",
+        "pg_copy_ceiling_rows_per_s_2conn",
+        "pg_copy_ceiling_vs_row_by_row",
+    ] {
+        assert!(encoding.extra[ceiling].as_f64().unwrap() > 0.0, "{ceiling}");
+    }
     let written = weir_harness::load_results(out.path()).unwrap();
     assert_eq!(written.len(), VARIANTS.len());
 }
