@@ -13,9 +13,9 @@ use crate::error::OptionsError;
 /// A source over any [`AsyncRead`] (a socket, an HTTP body, a pipe), yielding
 /// chunks of at most `chunk_size` bytes.
 ///
-/// For regular files, [`FileSource`] is much faster: it reads with plain
-/// blocking reads on a thread of its own instead of one blocking-pool hop
-/// per chunk.
+/// For regular files, [`FileSource`] is much faster: it reads the page cache
+/// on the stream's own task and falls back to blocking reads on a thread of
+/// its own, instead of one blocking-pool hop per chunk.
 ///
 /// # Errors
 ///
