@@ -27,7 +27,7 @@ nextest:
 doctest:
     cargo test --workspace --doc --locked
 
-# loom models of the engine's lifecycle guard (only the engine is rebuilt, in its own target dir).
+# loom models of the engine's lifecycle guard, the registry's admission gate and the loop's stop signal (only the engine is rebuilt, in its own target dir).
 loom:
     RUSTFLAGS="--cfg weir_loom" cargo test -p weir --lib --release --locked --target-dir target/loom loom_
 

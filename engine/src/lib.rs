@@ -56,6 +56,8 @@ mod transform;
 mod loom_lifecycle;
 #[cfg(all(test, weir_loom))]
 mod loom_registry;
+#[cfg(all(test, weir_loom))]
+mod loom_stop;
 
 // The README's example is compiled with the doc tests.
 #[cfg(doctest)]

@@ -10,11 +10,11 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 
-use futures_util::task::AtomicWaker;
 use tokio_util::sync::CancellationToken;
+
+use crate::sync::{AtomicBool, AtomicWaker, Ordering};
 
 /// Why the loop was told to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,25 +29,60 @@ pub(crate) enum Stop {
 pub(crate) struct StopSignal {
     inner: Pin<Box<dyn Future<Output = Stop> + Send>>,
     gate: Arc<Gate>,
-    /// The waker the gate holds, to skip registering the same one again.
-    registered: Option<Waker>,
 }
 
-/// Set by the inner futures' waker; forwards the wake to the loop's task.
+/// Between the inner futures and the loop's task: their waker sets the
+/// flag and forwards the wake to the task. Checked by loom
+/// (`loom_stop.rs`): a wake is never lost between two looks.
 #[derive(Default)]
-struct Gate {
+pub(crate) struct Gate {
     woken: AtomicBool,
     task: AtomicWaker,
 }
 
+impl Gate {
+    /// A gate whose first look finds it woken.
+    pub(crate) fn woken() -> Self {
+        let gate = Self::default();
+        gate.woken.store(true, Ordering::Relaxed);
+        gate
+    }
+
+    /// The inner futures' side: something changed.
+    pub(crate) fn wake_up(&self) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+
+    /// The loop's side, once per poll: registers `waker` for the next wake,
+    /// then tells whether a wake came since the last look.
+    ///
+    /// The waker is registered on every look, never cached: a wake takes
+    /// the registered waker out of the gate, and if that happens while the
+    /// task is running, a look that skipped registering finds the flag
+    /// cleared and the gate empty, and a later wake reaches nobody. The
+    /// loom model in `loom_stop.rs` fails for such a cache.
+    pub(crate) fn look(&self, waker: &Waker) -> bool {
+        // Register before looking at the flag: a wake that lands after the
+        // look then reaches the task.
+        self.task.register_by_ref(waker);
+        self.woken.swap(false, Ordering::AcqRel)
+    }
+
+    /// Whether a wake is waiting for the next look.
+    #[cfg(weir_loom)]
+    pub(crate) fn is_woken(&self) -> bool {
+        self.woken.load(Ordering::Acquire)
+    }
+}
+
 impl Wake for Gate {
     fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
+        self.wake_up();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
-        self.task.wake();
+        self.wake_up();
     }
 }
 
@@ -60,13 +95,11 @@ impl StopSignal {
                 () = cancel.cancelled() => Stop::Cancelled,
             }
         });
-        let gate = Arc::new(Gate::default());
-        // The first poll must reach the tokens (they may be cancelled already).
-        gate.woken.store(true, Ordering::Relaxed);
         Self {
             inner,
-            gate,
-            registered: None,
+            // The first poll must reach the tokens (they may be cancelled
+            // already).
+            gate: Arc::new(Gate::woken()),
         }
     }
 }
@@ -76,17 +109,9 @@ impl Future for StopSignal {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Stop> {
         let this = self.get_mut();
-        // Register before looking at the flag: a wake that lands after the
-        // look then reaches this task.
-        if !this.registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            this.gate.task.register(cx.waker());
-            this.registered = Some(cx.waker().clone());
-        }
-        if !this.gate.woken.swap(false, Ordering::AcqRel) {
+        if !this.gate.look(cx.waker()) {
             return Poll::Pending;
         }
-        // A wake takes the waker out of the gate: register afresh next time.
-        this.registered = None;
         let waker = Waker::from(Arc::clone(&this.gate));
         this.inner.as_mut().poll(&mut Context::from_waker(&waker))
     }
