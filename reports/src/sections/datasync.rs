@@ -176,6 +176,24 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
             md.push('\n');
         }
     }
+    if let Some(copy) = newest.get("copy")
+        && let (Some(client), Some(server), Some(bound)) = (
+            num(copy, "cpu_client_us_per_event"),
+            num(copy, "cpu_postgres_us_per_event"),
+            num(copy, "cpu_bound_events_per_s"),
+        )
+    {
+        let ten = num(copy, "ten_times_row_by_row_events_per_s")
+            .map(|t| format!("; 10x row-by-row would need {t:.0} events/s"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            md,
+            "CPU per event in the job (copy): {client:.2} us in the scenario's process (mock API server and \
+             job) + {server:.2} us in PostgreSQL's processes = {:.2} us: this machine's cores allow at most \
+             {bound:.0} events/s at that cost{ten}.\n",
+            client + server
+        );
+    }
     if let Some(encoding) = newest.get(ENCODING) {
         match (
             num(encoding, "pre_encoded_rows_per_s"),
@@ -198,6 +216,16 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
             num(encoding, "pg_copy_ceiling_rows_per_s_1conn"),
             num(encoding, "pg_copy_ceiling_rows_per_s_2conn"),
         ) {
+            let cpu = match (
+                num(encoding, "pg_copy_ceiling_cpu_postgres_us_per_event"),
+                num(encoding, "pg_copy_ceiling_cpu_bound_rows_per_s"),
+            ) {
+                (Some(us), Some(bound)) => format!(
+                    " PostgreSQL spent {us:.2} us of CPU per row there: at most {bound:.0} rows/s on this \
+                     machine's cores, with a client that cost nothing."
+                ),
+                _ => String::new(),
+            };
             let over_row_by_row = num(encoding, "pg_copy_ceiling_vs_row_by_row")
                 .map(|x| format!(", {x:.2}x the row-by-row rate of this run"))
                 .unwrap_or_default();
@@ -206,7 +234,7 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
                 "PostgreSQL's own ceiling on this machine (the same rows pre-encoded, COPYed into an emptied \
                  `events` with its uuid primary key and committed; no API, no parsing): {one:.0} rows/s from one \
                  connection, {two:.0} rows/s from two in parallel{over_row_by_row}. No client loads this table \
-                 faster here.\n"
+                 faster here.{cpu}\n"
             );
         }
     }
@@ -256,11 +284,26 @@ mod tests {
         encoding.extra.insert("pg_copy_ceiling_vs_row_by_row".into(), json!(6.0));
         encoding
             .extra
+            .insert("pg_copy_ceiling_cpu_postgres_us_per_event".into(), json!(5.0));
+        encoding
+            .extra
+            .insert("pg_copy_ceiling_cpu_bound_rows_per_s".into(), json!(400_000.0));
+        encoding
+            .extra
             .insert("binary_copy_in_writer_rows_per_s".into(), json!(660_000.0));
         encoding.extra.insert("pre_encoded_speedup".into(), json!(1.5));
+        let mut copy = job("copy", 300_000, 150_000.0, true);
+        for (key, value) in [
+            ("cpu_client_us_per_event", 2.0),
+            ("cpu_postgres_us_per_event", 6.0),
+            ("cpu_bound_events_per_s", 250_000.0),
+            ("ten_times_row_by_row_events_per_s", 500_000.0),
+        ] {
+            copy.extra.insert(key.into(), json!(value));
+        }
         let results = vec![
             job("row-by-row", 10_000, 50_000.0, true),
-            job("copy", 300_000, 150_000.0, true),
+            copy,
             job("two-stage-tsv", 300_000, 120_000.0, false),
             encoding,
         ];
@@ -276,6 +319,18 @@ mod tests {
         assert!(md.contains("990000 rows/s vs `BinaryCopyInWriter` 660000 rows/s (1.50x)"), "{md}");
         assert!(
             md.contains("200000 rows/s from one connection, 300000 rows/s from two in parallel, 6.00x the row-by-row"),
+            "{md}"
+        );
+        assert!(
+            md.contains("5.00 us of CPU per row there: at most 400000 rows/s"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "2.00 us in the scenario's process (mock API server and job) + 6.00 us in PostgreSQL's processes = \
+                 8.00 us: this machine's cores allow at most 250000 events/s at that cost; 10x row-by-row would \
+                 need 500000 events/s"
+            ),
             "{md}"
         );
         assert!(md.contains("figures/datasync-events-per-s.svg"), "{md}");

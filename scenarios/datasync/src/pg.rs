@@ -192,6 +192,21 @@ impl Db {
         Ok(db)
     }
 
+    /// The server's postmaster pid, when the server runs on this machine
+    /// (found as the parent of this connection's backend), to account for
+    /// the CPU the server spends.
+    pub async fn server_pid(&self) -> Option<u32> {
+        let row = self.client.query_one("SELECT pg_backend_pid()", &[]).await.ok()?;
+        let backend = u32::try_from(row.try_get::<_, i32>(0).ok()?).ok()?;
+        // A server elsewhere has its own pids: only a local `postgres`
+        // process with this pid is our backend.
+        let postgres = |pid| weir_harness::process_name(pid).is_some_and(|name| name.starts_with("postgres"));
+        if !postgres(backend) {
+            return None;
+        }
+        weir_harness::parent_pid(backend).filter(|&parent| postgres(parent))
+    }
+
     /// The connection.
     pub fn client(&self) -> &Arc<Client> {
         &self.client

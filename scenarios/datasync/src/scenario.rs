@@ -217,6 +217,59 @@ pub fn run(params: &DatasyncParams, out: &Path) -> Result<Vec<ScenarioResult>, c
     Ok(results)
 }
 
+/// CPU spent by this process (the API server and the job) and by the
+/// PostgreSQL server's process tree (when it runs on this machine) between
+/// `start` and `stop`.
+struct CpuMeter {
+    server: Option<u32>,
+    client_before: Option<f64>,
+    server_before: Option<f64>,
+}
+
+/// What a [`CpuMeter`] measured, seconds.
+#[derive(Debug, Clone, Copy)]
+struct CpuSpent {
+    client: Option<f64>,
+    server: Option<f64>,
+}
+
+impl CpuMeter {
+    fn start(server: Option<u32>) -> Self {
+        Self {
+            server,
+            client_before: weir_harness::cpu_seconds(std::process::id(), false),
+            server_before: server.and_then(weir_harness::tree_cpu_seconds),
+        }
+    }
+
+    /// Lets the server reap the connections that just closed, then reads.
+    async fn stop(self) -> CpuSpent {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let client = weir_harness::cpu_seconds(std::process::id(), false);
+        let server = self.server.and_then(weir_harness::tree_cpu_seconds);
+        CpuSpent {
+            client: client.zip(self.client_before).map(|(after, before)| after - before),
+            server: server.zip(self.server_before).map(|(after, before)| after - before),
+        }
+    }
+}
+
+impl CpuSpent {
+    /// Adds the figures, per `units` (events or rows), to `extra` as
+    /// `{prefix}client_s`, `{prefix}postgres_s`, and microseconds per unit.
+    fn record(self, extra: &mut Map<String, Value>, prefix: &str, units: u64) {
+        let per_unit = |s: f64| s * 1e6 / units.max(1) as f64;
+        if let Some(client) = self.client {
+            extra.insert(format!("{prefix}client_s"), json!(client));
+            extra.insert(format!("{prefix}client_us_per_event"), json!(per_unit(client)));
+        }
+        if let Some(server) = self.server {
+            extra.insert(format!("{prefix}postgres_s"), json!(server));
+            extra.insert(format!("{prefix}postgres_us_per_event"), json!(per_unit(server)));
+        }
+    }
+}
+
 fn common_params(params: &DatasyncParams, events: u64) -> Map<String, Value> {
     let mut map = Map::new();
     map.insert("events".into(), json!(events));
@@ -262,6 +315,7 @@ fn run_variant(
     let outcome = runtime.block_on(async {
         let db = Db::connect(&config.database_url, &config.schema).await?;
         db.drop_schema().await?;
+        let meter = CpuMeter::start(db.server_pid().await);
         let rss = RssSampler::start(Duration::from_millis(50));
         let started = Instant::now();
         let ran = if variant == VARIANT_TWO_STAGE {
@@ -280,15 +334,16 @@ fn run_variant(
         };
         let elapsed = started.elapsed();
         let rss = rss.stop();
+        let cpu = meter.stop().await;
         let verified = match (&ran, params.verify) {
             (Ok(_), true) => Some(verify(&db, &dataset).await?),
             _ => None,
         };
         let _ = db.drop_schema().await;
-        Ok::<_, crate::Error>((ran, elapsed, rss, verified))
+        Ok::<_, crate::Error>((ran, elapsed, rss, cpu, verified))
     });
     let counts = server.stop();
-    let (ran, elapsed, rss, verified) = outcome?;
+    let (ran, elapsed, rss, cpu, verified) = outcome?;
 
     let mut result = ScenarioResult::new("datasync", variant).with_transfer(counts.bytes_sent, elapsed);
     result.params = common_params(params, events);
@@ -301,6 +356,7 @@ fn run_variant(
         Ok((report, extra)) => {
             result.extra.extend(extra);
             fill_report(&mut result, &report, events, elapsed);
+            cpu.record(&mut result.extra, "cpu_", events);
         }
         Err(error) => result.outcome = format!("error: {error}"),
     }
@@ -539,16 +595,25 @@ async fn run_encoding(params: &DatasyncParams, url: &str) -> ScenarioResult {
         }
         let frames = tuple_frames(&lines, 512 << 10);
         let mut ceiling = [Duration::MAX; 2];
+        let mut ceiling_cpu = None;
+        let server = db.server_pid().await;
         for _ in 0..2 {
             for (connections, best) in (1..).zip(ceiling.iter_mut()) {
+                let meter = CpuMeter::start(server);
                 *best = (*best).min(copy_ceiling(url, db.schema(), &frames, connections).await?);
+                let spent = meter.stop().await;
+                // The server's CPU per row does not depend on the connections.
+                ceiling_cpu = ceiling_cpu.or(spent.server.map(|server| CpuSpent {
+                    client: None,
+                    server: Some(server),
+                }));
             }
         }
         let _ = db.drop_schema().await;
-        Ok::<_, crate::Error>((pre, typed, ceiling))
+        Ok::<_, crate::Error>((pre, typed, ceiling, ceiling_cpu))
     };
     match measured.await {
-        Ok((pre, typed, ceiling)) => {
+        Ok((pre, typed, ceiling, ceiling_cpu)) => {
             result = result.with_transfer(bytes, pre);
             let per_s = |d: Duration| events as f64 / d.as_secs_f64().max(f64::EPSILON);
             result.extra.insert("pre_encoded_rows_per_s".into(), json!(per_s(pre)));
@@ -559,6 +624,9 @@ async fn run_encoding(params: &DatasyncParams, url: &str) -> ScenarioResult {
                 "pre_encoded_speedup".into(),
                 json!(typed.as_secs_f64() / pre.as_secs_f64().max(f64::EPSILON)),
             );
+            if let Some(cpu) = ceiling_cpu {
+                cpu.record(&mut result.extra, "pg_copy_ceiling_cpu_", events);
+            }
             for (connections, elapsed) in (1..).zip(ceiling) {
                 result.extra.insert(
                     format!("pg_copy_ceiling_rows_per_s_{connections}conn"),
@@ -581,6 +649,43 @@ fn add_ratios(results: &mut [ScenarioResult]) {
             .and_then(|r| r.extra.get("events_per_s"))
             .and_then(Value::as_f64)
     };
+    // The CPU budget: at the measured CPU per event (this process plus
+    // PostgreSQL), how many events/s this machine's cores allow at most,
+    // against what 10x row-by-row would need.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let row_by_row = rate(results, VARIANT_ROW_BY_ROW);
+    for result in results.iter_mut().filter(|r| r.is_ok()) {
+        let extra = &result.extra;
+        let us = |key: &str| extra.get(key).and_then(Value::as_f64);
+        let mut found = Vec::new();
+        let bounds = [
+            (
+                "cpu_client_us_per_event",
+                "cpu_postgres_us_per_event",
+                "cpu_bound_events_per_s",
+            ),
+            (
+                "pg_copy_ceiling_cpu_client_us_per_event",
+                "pg_copy_ceiling_cpu_postgres_us_per_event",
+                "pg_copy_ceiling_cpu_bound_rows_per_s",
+            ),
+        ];
+        for (client, server, bound) in bounds {
+            let Some(server_us) = us(server) else { continue };
+            let per_event = server_us + us(client).unwrap_or(0.0);
+            if per_event > 0.0 {
+                found.push((bound, cores * 1e6 / per_event));
+            }
+        }
+        for (bound, value) in found {
+            result.extra.insert(bound.into(), json!(value));
+        }
+        if let Some(row_by_row) = row_by_row {
+            result
+                .extra
+                .insert("ten_times_row_by_row_events_per_s".into(), json!(10.0 * row_by_row));
+        }
+    }
     // PostgreSQL's own ceiling over row-by-row: the most any client could
     // be faster than row-by-row here.
     if let Some(row_by_row) = rate(results, VARIANT_ROW_BY_ROW)

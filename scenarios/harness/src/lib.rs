@@ -10,6 +10,8 @@
 //! - [`ScenarioResult`]: the one JSON result format every run writes.
 //! - [`SyntheticSource`] and [`write_test_file`]: deterministic, seeded
 //!   input of any size, generated on the fly.
+//! - [`cpu_seconds`], [`tree_cpu_seconds`]: CPU time of this process or of
+//!   a server's process tree, from `/proc`.
 //! - [`criterion_results`]: criterion's estimates as results, so benches
 //!   flow into the same report and gate.
 //!
@@ -28,6 +30,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod cpu;
 mod criterion;
 mod fds;
 mod lag;
@@ -35,6 +38,7 @@ mod result;
 mod rss;
 mod synthetic;
 
+pub use cpu::{child_pids, cpu_seconds, parent_pid, process_name, tree_cpu_seconds};
 pub use criterion::criterion_results;
 pub use fds::open_fds;
 pub use lag::{LagProbe, LagSeries};

@@ -27,6 +27,19 @@ fn every_variant_runs_verified_and_the_ratios_are_reported() {
         assert!(result.extra["events_per_s"].as_f64().unwrap() > 0.0);
     }
     let copy = results.iter().find(|r| r.variant == "copy").unwrap();
+    // CPU accounting (10 ms ticks: a run this small may spend none):
+    // always for this process; for PostgreSQL when it runs here, as
+    // `just pg-up` starts it.
+    let spent = |key: &str| copy.extra.get(key).and_then(serde_json::Value::as_f64);
+    assert!(spent("cpu_client_s").is_some_and(|s| s >= 0.0), "{:?}", copy.extra);
+    let url = database_url();
+    if url.contains("@127.0.0.1") || url.contains("@localhost") {
+        assert!(
+            spent("cpu_postgres_s").is_some_and(|s| s >= 0.0),
+            "no PostgreSQL CPU figure with a local server: {:?}",
+            copy.extra
+        );
+    }
     for ratio in [
         "speedup_vs_row_by_row",
         "speedup_vs_row_by_row_autocommit",

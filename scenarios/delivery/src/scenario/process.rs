@@ -250,13 +250,7 @@ impl ProcStats {
 
     /// User plus system CPU time of every thread so far, seconds.
     pub(crate) fn cpu_seconds(self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
-        // Fields after the command name (which may hold spaces) start at state.
-        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        // utime and stime are fields 14 and 15; `after` starts at field 3.
-        (ticks(11) + ticks(12)) as f64 / rustix::param::clock_ticks_per_second() as f64
+        weir_harness::cpu_seconds(self.pid, false).unwrap_or(0.0)
     }
 
     /// Minor page faults so far (pages the process touched for the first
