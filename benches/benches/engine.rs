@@ -17,11 +17,7 @@ use weir_benches::{LatencySink, copying_source, raw_loop};
 const TOTAL: usize = 16 << 20;
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
+    weir_harness::runtime().expect("runtime")
 }
 
 fn payload(len: usize) -> Bytes {

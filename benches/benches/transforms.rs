@@ -16,11 +16,7 @@ const TOTAL: usize = 16 << 20;
 const CHUNK: usize = 64 << 10;
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
+    weir_harness::runtime().expect("runtime")
 }
 
 fn chunks() -> Vec<Bytes> {

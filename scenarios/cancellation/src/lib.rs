@@ -240,11 +240,7 @@ impl CancellationParams {
 ///
 /// As [`run`], and when the runtime cannot be built.
 pub fn run_blocking(params: &CancellationParams, out: &Path) -> Result<Vec<ScenarioResult>, Error> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(io_error("building the runtime".to_owned()))?;
+    let runtime = weir_harness::runtime().map_err(io_error("building the runtime".to_owned()))?;
     runtime.block_on(run(params, out))
 }
 

@@ -253,10 +253,7 @@ pub fn init_json_logs(level: tracing::Level) {
 ///
 /// When the runtime cannot be built.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
+    weir_harness::runtime()
 }
 
 /// Like [`runtime`], but every thread of the runtime logs to `dispatch`

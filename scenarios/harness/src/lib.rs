@@ -36,6 +36,7 @@ mod fds;
 mod lag;
 mod result;
 mod rss;
+mod runtime;
 mod synthetic;
 
 pub use cpu::{child_pids, cpu_seconds, parent_pid, process_name, tree_cpu_seconds};
@@ -44,4 +45,5 @@ pub use fds::open_fds;
 pub use lag::{LagProbe, LagSeries};
 pub use result::{Machine, ScenarioResult, git_revision, load_results, unix_now};
 pub use rss::{RssSampler, RssSeries, current_rss};
+pub use runtime::runtime;
 pub use synthetic::{SyntheticSource, synthetic_bytes, write_test_file};

@@ -46,11 +46,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         late_arrivals: args.late,
         ..ShutdownPlan::default()
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("building the runtime")?;
+    let runtime = weir_harness::runtime().context("building the runtime")?;
     let ready = Trigger::External(Box::new(|| {
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "ready");
