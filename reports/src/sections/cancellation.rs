@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 use weir_harness::ScenarioResult;
 
-use super::{Figures, Section};
+use super::{Figures, Section, checks_table};
 use crate::Error;
 use crate::markdown;
 use crate::model::{Chart, LineChart, Series, Table, downsample_max};
@@ -44,28 +44,6 @@ fn us(value: f64) -> String {
     } else {
         format!("{value:.0} us")
     }
-}
-
-/// The summary's checks as a table.
-pub(crate) fn checks_table(summary: &ScenarioResult) -> Table {
-    let mut table = Table::new(["check", "requirement", "measured", "result"]);
-    let checks = summary
-        .extra
-        .get("checks")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for c in &checks {
-        let text = |key: &str| c.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
-        let pass = c.get("pass").and_then(Value::as_bool).unwrap_or(false);
-        table.row([
-            text("name"),
-            text("requirement"),
-            text("measured"),
-            if pass { "pass" } else { "FAIL" }.to_owned(),
-        ]);
-    }
-    table
 }
 
 /// One row per trial batch (hung, slow).

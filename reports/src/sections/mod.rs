@@ -96,6 +96,29 @@ impl Figures<'_> {
     }
 }
 
+/// A summary result's `extra.checks` (name, requirement, measured, pass)
+/// as a table.
+pub(crate) fn checks_table(summary: &ScenarioResult) -> Table {
+    let mut table = Table::new(["check", "requirement", "measured", "result"]);
+    let checks = summary.extra.get("checks").and_then(serde_json::Value::as_array);
+    for c in checks.into_iter().flatten() {
+        let field = |key: &str| {
+            c.get(key)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let pass = c.get("pass").and_then(serde_json::Value::as_bool).unwrap_or(false);
+        table.row([
+            field("name"),
+            field("requirement"),
+            field("measured"),
+            if pass { "pass" } else { "FAIL" }.to_owned(),
+        ]);
+    }
+    table
+}
+
 /// The newest result of each variant (by start time), keyed by variant:
 /// sections show one row per variant even when a results directory holds
 /// several runs.

@@ -11,7 +11,7 @@ use weir_harness::ScenarioResult;
 
 use super::newest_per_variant;
 
-use super::{Figures, Section};
+use super::{Figures, Section, checks_table};
 use crate::Error;
 use crate::charts;
 use crate::markdown::{self, millis, rate};
@@ -152,23 +152,6 @@ pub(crate) fn pools_table(summary: &ScenarioResult) -> Table {
                 millis(num(p, "rayon_lag_p99_us") as u64)
             ),
             text(p, "faster").to_owned(),
-        ]);
-    }
-    table
-}
-
-/// The summary's checks as a table.
-fn checks_table(summary: &ScenarioResult) -> Table {
-    let mut table = Table::new(["check", "requirement", "measured", "result"]);
-    let checks = summary.extra.get("checks").and_then(Value::as_array);
-    for c in checks.into_iter().flatten() {
-        let field = |key: &str| c.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
-        let pass = c.get("pass").and_then(Value::as_bool).unwrap_or(false);
-        table.row([
-            field("name"),
-            field("requirement"),
-            field("measured"),
-            if pass { "pass" } else { "FAIL" }.to_owned(),
         ]);
     }
     table

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 use weir_harness::ScenarioResult;
 
-use super::{Figures, Section};
+use super::{Figures, Section, checks_table};
 use crate::Error;
 use crate::markdown;
 use crate::model::Table;
@@ -73,23 +73,7 @@ pub(crate) fn matrix_table(matrix: &ScenarioResult) -> Table {
 fn render(results: &[ScenarioResult], _figures: &mut Figures<'_>) -> Result<String, Error> {
     let mut md = String::new();
     if let Some(summary) = newest(results, "summary") {
-        let mut table = Table::new(["check", "requirement", "measured", "result"]);
-        let checks = summary
-            .extra
-            .get("checks")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        for c in &checks {
-            let text = |key: &str| c.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
-            let pass = c.get("pass").and_then(Value::as_bool).unwrap_or(false);
-            table.row([
-                text("name"),
-                text("requirement"),
-                text("measured"),
-                if pass { "pass" } else { "FAIL" }.to_owned(),
-            ]);
-        }
+        let table = checks_table(summary);
         let _ = writeln!(md, "{}", markdown::table(&table));
     }
     if let Some(matrix) = newest(results, "matrix") {
