@@ -15,13 +15,16 @@ use futures_util::SinkExt as _;
 use serde_json::{Map, Value, json};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+use weir::Transform as _;
 use weir_harness::{RssSampler, ScenarioResult};
 
 use crate::api::{ApiConfig, ApiCounts, FaultRates, MockApi};
 use crate::cli::DEFAULT_API_KEY;
 use crate::dataset::Dataset;
 use crate::job::{JobConfig, JobReport, SinkKind, run_job};
-use crate::parse::{BINARY_COPY_HEADER, BINARY_COPY_TRAILER, encode_binary, parse_event};
+use crate::parse::{
+    BINARY_COPY_HEADER, BINARY_COPY_TRAILER, ParseEvents, RowFormat, SharedTally, encode_binary, parse_event,
+};
 use crate::pg::{Db, database_url};
 use crate::sink::CopyTarget;
 use crate::two_stage::run_two_stage;
@@ -473,25 +476,24 @@ async fn copy_pre_encoded(db: &Db, lines: &[Vec<u8>], frame: usize) -> Result<Du
 }
 
 /// The valid events of `lines` as binary COPY tuples, in frames of about
-/// `frame` bytes, without the stream's header and trailer.
-fn tuple_frames(lines: &[Vec<u8>], frame: usize) -> Vec<Bytes> {
+/// `frame` bytes (without the stream's header and trailer), as the job's
+/// own parser frames them.
+fn tuple_frames(lines: &[Vec<u8>], frame: usize) -> Result<Vec<Bytes>, crate::Error> {
+    let mut parse = ParseEvents::new(RowFormat::BinaryCopy, frame, SharedTally::default());
     let mut frames = Vec::new();
-    let mut buf = Vec::with_capacity(frame + 1024);
     for line in lines {
-        if let Ok(event) = parse_event(line) {
-            encode_binary(&event, &mut buf);
-        }
-        if buf.len() >= frame {
-            frames.push(Bytes::from(std::mem::replace(
-                &mut buf,
-                Vec::with_capacity(frame + 1024),
-            )));
-        }
+        let chunk = Bytes::from([line.as_slice(), b"\n"].concat());
+        parse.transform(chunk, &mut frames).map_err(encoding_error)?;
     }
-    if !buf.is_empty() {
-        frames.push(Bytes::from(buf));
+    parse.finish(&mut frames).map_err(encoding_error)?;
+    Ok(frames)
+}
+
+fn encoding_error(error: weir::BoxError) -> crate::Error {
+    crate::Error::Io {
+        context: "encoding rows for the COPY ceiling".to_owned(),
+        source: std::io::Error::other(error),
     }
-    frames
 }
 
 /// PostgreSQL's own rate on this machine: the pre-encoded `frames` COPYed
@@ -593,7 +595,7 @@ async fn run_encoding(params: &DatasyncParams, url: &str) -> ScenarioResult {
             pre = pre.min(copy_pre_encoded(&db, &lines, 512 << 10).await?);
             typed = typed.min(copy_typed(&db, &lines).await?);
         }
-        let frames = tuple_frames(&lines, 512 << 10);
+        let frames = tuple_frames(&lines, 512 << 10)?;
         let mut ceiling = [Duration::MAX; 2];
         let mut ceiling_cpu = None;
         let server = db.server_pid().await;
