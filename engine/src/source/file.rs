@@ -209,9 +209,9 @@ pub struct FileSource {
     done: bool,
     /// The batch being yielded.
     local: VecDeque<io::Result<Bytes>>,
+    /// The reader thread, once started (at the first refusal, or at once
+    /// when the thread reads everything).
     thread: Option<thread::JoinHandle<()>>,
-    /// Where the thread starts, if it has not been started yet.
-    start: Option<Cursor>,
 }
 
 impl FileSource {
@@ -269,7 +269,6 @@ impl FileSource {
             done: false,
             local: VecDeque::new(),
             thread: None,
-            start: Some(cursor),
         };
         match cursor {
             Cursor::At(offset) if inline_allowed => source.inline = Some(offset),
@@ -286,7 +285,7 @@ impl FileSource {
             self.reader.shared.lock().request = Some(offset);
             self.reader.shared.reader.notify_one();
         }
-        if self.start.take().is_some() {
+        if self.thread.is_none() {
             let reader = Arc::clone(&self.reader);
             let thread = thread::Builder::new()
                 .name("weir-file-source".to_owned())
