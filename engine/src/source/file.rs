@@ -68,6 +68,10 @@ impl Buffer {
     fn window(&mut self) -> &mut [u8] {
         &mut self.storage[self.start..self.start + self.size]
     }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.storage[self.start..self.start + self.size]
+    }
 }
 
 /// Buffers that come back when the last `Bytes` over them is dropped, so
@@ -112,9 +116,7 @@ struct Recycled {
 
 impl AsRef<[u8]> for Recycled {
     fn as_ref(&self) -> &[u8] {
-        self.buffer
-            .as_ref()
-            .map_or(&[], |b| &b.storage[b.start..b.start + b.size])
+        self.buffer.as_ref().map_or(&[], Buffer::as_slice)
     }
 }
 
