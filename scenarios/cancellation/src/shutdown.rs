@@ -339,9 +339,8 @@ impl ShutdownRun {
         if !failing.is_empty() {
             result.outcome = format!("failed checks: {}", failing.join("; "));
         }
-        if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(self) {
-            result.extra = map;
-        }
+        // The report is plain data: serializing it does not fail.
+        let _ = result.set_extra_from(self);
         result
     }
 }

@@ -415,9 +415,8 @@ pub fn to_result(report: &TrialsReport, seed: u64) -> ScenarioResult {
             report.unexpected, report.unexpected_examples
         );
     }
-    if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(report) {
-        result.extra = map;
-    }
+    // The report is plain data: serializing it does not fail.
+    let _ = result.set_extra_from(report);
     result
         .extra
         .insert("leaked_fds".into(), serde_json::Value::from(report.leaked_fds()));

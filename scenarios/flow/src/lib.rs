@@ -422,11 +422,9 @@ pub fn summary_result(results: &[ScenarioResult], run_id: &str) -> Result<Scenar
     } else {
         "checks failed".to_owned()
     };
-    let value =
-        serde_json::to_value(&summary).map_err(|e| Error::InvalidCase(format!("serializing the summary: {e}")))?;
-    if let serde_json::Value::Object(map) = value {
-        result.extra = map;
-    }
+    result
+        .set_extra_from(&summary)
+        .map_err(|e| Error::InvalidCase(format!("serializing the summary: {e}")))?;
     Ok(result)
 }
 

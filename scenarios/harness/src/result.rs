@@ -140,6 +140,19 @@ impl ScenarioResult {
         self
     }
 
+    /// Sets `extra` to the fields of `value` (a struct or a map; anything
+    /// else leaves `extra` as it is).
+    ///
+    /// # Errors
+    ///
+    /// When `value` cannot be serialized.
+    pub fn set_extra_from(&mut self, value: &impl serde::Serialize) -> serde_json::Result<()> {
+        if let serde_json::Value::Object(map) = serde_json::to_value(value)? {
+            self.extra = map;
+        }
+        Ok(())
+    }
+
     /// `true` when the outcome is `"ok"`.
     pub fn is_ok(&self) -> bool {
         self.outcome == "ok"
