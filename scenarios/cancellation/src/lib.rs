@@ -86,21 +86,7 @@ pub(crate) fn io_error(context: String) -> impl FnOnce(io::Error) -> Error {
     move |source| Error::Io { context, source }
 }
 
-/// An error and its sources, joined with `": "`, each source skipped when
-/// its text is already part of the message.
-pub fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(source) = next {
-        let part = source.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        next = source.source();
-    }
-    text
-}
+pub use weir_harness::error_text;
 
 /// One floor, checked; the shape `weir-lab` prints from a summary's
 /// `extra.checks`.
@@ -459,18 +445,6 @@ mod tests {
         report.latency.p99_us = 1.0;
         report.latency.count = 10;
         assert!(!trial_checks(&report)[0].pass);
-    }
-
-    #[test]
-    fn error_text_walks_the_chain_without_repeating_itself() {
-        #[derive(Debug, thiserror::Error)]
-        #[error("outer: {0}")]
-        struct Outer(#[source] io::Error);
-        #[derive(Debug, thiserror::Error)]
-        #[error("wrapper")]
-        struct Wrapper(#[source] io::Error);
-        assert_eq!(error_text(&Outer(io::Error::other("inner"))), "outer: inner");
-        assert_eq!(error_text(&Wrapper(io::Error::other("inner"))), "wrapper: inner");
     }
 
     #[test]

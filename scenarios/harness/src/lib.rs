@@ -32,6 +32,7 @@
 
 mod cpu;
 mod criterion;
+mod error_text;
 mod fds;
 mod lag;
 mod result;
@@ -41,6 +42,7 @@ mod synthetic;
 
 pub use cpu::{child_pids, cpu_seconds, parent_pid, process_name, tree_cpu_seconds};
 pub use criterion::criterion_results;
+pub use error_text::error_text;
 pub use fds::open_fds;
 pub use lag::{LagProbe, LagSeries};
 pub use result::{Machine, ScenarioResult, git_revision, load_results, unix_now};

@@ -53,21 +53,7 @@ fn io_error(context: String) -> impl FnOnce(io::Error) -> Error {
     move |source| Error::Io { context, source }
 }
 
-/// An error and its sources, joined with `": "`, each source skipped when
-/// its text is already part of the message.
-pub fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(source) = next {
-        let part = source.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        next = source.source();
-    }
-    text
-}
+pub use weir_harness::error_text;
 
 /// What to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
