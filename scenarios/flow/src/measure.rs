@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 use weir::source::FileSource;
 use weir::{FileSink, IngestOptions, NullSink, Sink};
+pub(crate) use weir_harness::load_average;
 use weir_harness::{LagProbe, RssSampler, ScenarioResult, SyntheticSource, write_test_file};
 
 use crate::Error;
@@ -37,17 +38,6 @@ pub(crate) fn input_file(work_dir: &Path, size: u64, seed: u64) -> Result<PathBu
     let path = work_dir.join(format!("flow-input-{size}-{seed}.bin"));
     write_test_file(&path, size, seed).map_err(|source| Error::io(format!("writing {}", path.display()), source))?;
     Ok(path)
-}
-
-/// The 1-minute load average (`/proc/loadavg`), recorded with every result:
-/// on a shared machine it says how much else was running.
-pub(crate) fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// What one flow did, whichever variant moved it.

@@ -58,6 +58,17 @@ pub fn tree_cpu_seconds(pid: u32) -> Option<f64> {
     Some(own + live)
 }
 
+/// The 1-minute load average (`/proc/loadavg`), recorded with results: on
+/// a shared machine it says how much else was running. `None` off Linux.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// The command name of `pid` (`/proc/<pid>/comm`).
 pub fn process_name(pid: u32) -> Option<String> {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;

@@ -40,7 +40,7 @@ mod rss;
 mod runtime;
 mod synthetic;
 
-pub use cpu::{child_pids, cpu_seconds, parent_pid, process_name, tree_cpu_seconds};
+pub use cpu::{child_pids, cpu_seconds, load_average, parent_pid, process_name, tree_cpu_seconds};
 pub use criterion::criterion_results;
 pub use error_text::error_text;
 pub use fds::open_fds;

@@ -32,7 +32,7 @@ mod summary;
 use std::path::Path;
 use std::time::Duration;
 
-use weir_harness::ScenarioResult;
+use weir_harness::{ScenarioResult, load_average};
 
 pub use offload::Burn;
 pub use summary::{Check, summarize};
@@ -193,16 +193,6 @@ impl TransformsParams {
         put("rayon_threads", self.rayon_threads.into());
         map
     }
-}
-
-/// The 1-minute load average, when the OS tells it (Linux).
-fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// Runs the whole scenario and writes each result to `out`; returns them,
