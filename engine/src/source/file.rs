@@ -332,32 +332,35 @@ fn zero_chunk_size() -> io::Error {
 }
 
 impl Reader {
-    /// The thread: reads from `cursor` on, then waits for the stream to
-    /// hand the file over again, until the end, an error, or the stream is
-    /// dropped.
-    fn run(&self, mut cursor: Cursor) {
+    /// The thread. Reading at the file's own position, it reads to the end.
+    /// Reading at offsets, it waits for the stream to ask for an offset,
+    /// reads from there until it hands the file back, and waits again; until
+    /// the end, an error, or the stream is dropped.
+    fn run(&self, cursor: Cursor) {
+        if cursor == Cursor::Stream {
+            self.read_ahead(cursor);
+            return;
+        }
         loop {
-            if let Cursor::At(_) = cursor {
-                let mut state = self.shared.lock();
-                while !state.closed && state.request.is_none() {
-                    state.reader_waiting = true;
-                    state = self.shared.reader.wait(state).unwrap_or_else(PoisonError::into_inner);
-                }
-                match state.request.take() {
-                    Some(requested) if !state.closed => cursor = Cursor::At(requested),
-                    _ => return,
-                }
+            let mut state = self.shared.lock();
+            while !state.closed && state.request.is_none() {
+                state.reader_waiting = true;
+                state = self.shared.reader.wait(state).unwrap_or_else(PoisonError::into_inner);
             }
-            match self.read_ahead(cursor) {
-                Some(next) => cursor = next,
-                None => return,
+            let requested = match state.request.take() {
+                Some(offset) if !state.closed => offset,
+                _ => return,
+            };
+            drop(state);
+            if !self.read_ahead(Cursor::At(requested)) {
+                return;
             }
         }
     }
 
-    /// Reads batches from `cursor` and hands them over. Returns where the
-    /// stream reads on after a hand-back, `None` once the reader is done.
-    fn read_ahead(&self, mut cursor: Cursor) -> Option<Cursor> {
+    /// Reads batches from `cursor` and hands them over. Returns `true` when
+    /// it handed the file back to the stream, `false` once it is done.
+    fn read_ahead(&self, mut cursor: Cursor) -> bool {
         let mut filling = VecDeque::with_capacity(self.batch);
         // Whether every read of the batch so far came from the page cache.
         let mut cached = self.hand_back;
@@ -414,7 +417,7 @@ impl Reader {
                 state = self.shared.reader.wait(state).unwrap_or_else(PoisonError::into_inner);
             }
             if state.closed {
-                return None;
+                return false;
             }
             if state.slot.is_empty() {
                 // Swap so that both queues keep their capacity.
@@ -434,10 +437,10 @@ impl Reader {
                 waker.wake();
             }
             if last {
-                return None;
+                return false;
             }
             if hand_back.is_some() {
-                return Some(cursor);
+                return true;
             }
             cached = self.hand_back;
         }
