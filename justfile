@@ -52,9 +52,9 @@ bench-all RESULTS="results":
     cargo bench --locked -q -p weir-benches -- --warm-up-time 1 --measurement-time 3 --noplot
     just report {{RESULTS}}
 
-# Re-renders the report into reports/out/ (git-ignored) and the write-ups' figures, tables and README snippet into reports/ from existing results.
+# Re-renders the report into reports/out/ (git-ignored), the write-ups' figures and tables into reports/, and README.md's generated block, from existing results.
 report RESULTS="results":
-    cargo run --release --locked -q -p weir-lab -- report {{RESULTS}} --out reports/out --publish reports
+    cargo run --release --locked -q -p weir-lab -- report {{RESULTS}} --out reports/out --publish reports --readme README.md
 
 # Runs the flow scenario with extra arguments, e.g. `just flow --variant unbounded --size 1GiB --sink slow`.
 flow *ARGS:

@@ -22,6 +22,7 @@ pub mod charts;
 mod font;
 pub mod markdown;
 pub mod model;
+pub mod readme;
 mod render;
 mod sections;
 
@@ -57,6 +58,9 @@ pub enum Error {
         /// What the renderer said.
         message: String,
     },
+    /// The README's generated block could not be found.
+    #[error("splicing the README snippet: {0}")]
+    Readme(String),
 }
 
 /// Loads every result in `dir` and renders the report into `out` (see

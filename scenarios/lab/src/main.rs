@@ -17,7 +17,7 @@ mod serve;
 mod transforms;
 mod validation;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -122,6 +122,10 @@ struct ReportArgs {
     /// to `reports/README-snippet.md`).
     #[arg(long)]
     publish: Option<PathBuf>,
+    /// With `--publish`: splice the published README snippet into this
+    /// README, between its `begin generated` and `end generated` lines.
+    #[arg(long, requires = "publish")]
+    readme: Option<PathBuf>,
     /// Criterion's output directory, read for bench estimates (section
     /// `bench`); skipped when absent.
     #[arg(long, default_value = "target/criterion")]
@@ -250,6 +254,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 weir_reports::render_dir_with_criterion(&args.dir, &args.criterion, &args.out, args.publish.as_deref())
                     .with_context(|| format!("rendering the report from {}", args.dir.display()))?;
             println!("report index: {}", index.display());
+            if let (Some(readme), Some(publish)) = (&args.readme, &args.publish) {
+                splice_readme(readme, &publish.join("README-snippet.md"))?;
+            }
         }
         Command::Child(args) => run_child(&args)?,
         Command::Gate(args) => {
@@ -261,6 +268,35 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Datasync(args) => datasync::job(&args)?,
         Command::DatasyncApi(args) => datasync::api(&args)?,
     }
+    Ok(())
+}
+
+/// Splices the published snippet into the README; without flow results
+/// there is no snippet, and the README is left as it is.
+fn splice_readme(readme: &Path, snippet: &Path) -> anyhow::Result<()> {
+    let text = match std::fs::read_to_string(snippet) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            println!(
+                "no README snippet at {} (no flow results): {} left as it is",
+                snippet.display(),
+                readme.display()
+            );
+            return Ok(());
+        }
+        Err(error) => return Err(error).with_context(|| format!("reading {}", snippet.display())),
+    };
+    let changed = weir_reports::readme::splice_file(readme, &text)
+        .with_context(|| format!("splicing {} into {}", snippet.display(), readme.display()))?;
+    println!(
+        "{}: {}",
+        readme.display(),
+        if changed {
+            "generated block updated"
+        } else {
+            "generated block already current"
+        }
+    );
     Ok(())
 }
 
