@@ -267,6 +267,7 @@ mod tests {
             out: dir.path(),
             publish: None,
             note: "test".into(),
+            readme: String::new(),
         };
         let mib = 1u64 << 20;
         let results = vec![

@@ -113,6 +113,7 @@ mod tests {
             out: dir.path(),
             publish: None,
             note: String::new(),
+            readme: String::new(),
         };
         let md = render(&[sweep("memory", 878, 0), sweep("file", 900, 1)], &mut figures).unwrap();
         assert!(md.contains("| memory | 2000 | 878 | 1122 | 0 | 42 |"), "{md}");

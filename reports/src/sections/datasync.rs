@@ -271,6 +271,7 @@ mod tests {
             out: dir.path(),
             publish: None,
             note: "test".into(),
+            readme: String::new(),
         };
         let mut encoding = ScenarioResult::new("datasync", ENCODING);
         encoding.params.insert("events".into(), json!(100_000));

@@ -329,6 +329,7 @@ mod tests {
             out: dir.path(),
             publish: None,
             note: "test".into(),
+            readme: String::new(),
         };
         let md = render(&fixture(), &mut figures).unwrap();
         assert!(md.contains("figures/delivery-slow-rss.svg"), "{md}");

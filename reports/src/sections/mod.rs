@@ -54,6 +54,9 @@ pub(crate) struct Figures<'a> {
     pub publish: Option<&'a Path>,
     /// Machine, date and revision, printed under every chart.
     pub note: String,
+    /// The sections' parts of the README block (the flow figure and its
+    /// tables); `render` adds the headline table and publishes it.
+    pub readme: String,
 }
 
 impl Figures<'_> {

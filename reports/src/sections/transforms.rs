@@ -309,6 +309,7 @@ mod tests {
             out: dir.path(),
             publish: None,
             note: "test".into(),
+            readme: String::new(),
         };
         let mut summary = ScenarioResult::new("transforms", "summary");
         summary.extra.insert(
@@ -341,6 +342,7 @@ mod tests {
             out: dir.path(),
             publish: None,
             note: String::new(),
+            readme: String::new(),
         };
         let md = render(&[], &mut figures).unwrap();
         assert!(md.contains("run `weir-lab run transforms`"), "{md}");

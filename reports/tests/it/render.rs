@@ -118,6 +118,13 @@ fn a_report_renders_from_result_files() {
 
         Slope of peak RSS against input size: 5461.3 KiB per GiB of input; largest minus smallest peak: 128.0 KiB.
 
+        ### Headline figures
+
+        Each figure is read from the results by `weir-lab report` (`just bench-all` runs flow, delivery and datasync at full size, the rest at their default profile; `just gate` re-checks the ratios and ceilings in CI). Newest run: Test CPU, 2 cores, 24 GiB, Test OS | 2023-11-14 22:13 UTC | rev abc123.
+
+        | what | figure | measured by |
+        |---|---|---|
+        | controlled flow, 1 ms slow sink, 64.00 MiB | +1.00 MiB RSS (in-flight 1); unbounded: +60.00 MiB | `weir-lab run flow` |
     "#]]
     .assert_eq(&snippet);
 

@@ -28,7 +28,6 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use weir_harness::ScenarioResult;
 
 /// Why a gates file could not be used.
@@ -134,40 +133,12 @@ pub struct Verdict {
     pub pass: bool,
 }
 
-fn metric(result: &ScenarioResult, path: &str) -> Option<f64> {
-    if path == "rss.growth_bytes" {
-        return Some(result.rss.growth_bytes() as f64);
-    }
-    let value = serde_json::to_value(result).ok()?;
-    let mut cursor = &value;
-    for part in path.split('.') {
-        cursor = cursor.get(part)?;
-    }
-    match cursor {
-        Value::Number(n) => n.as_f64(),
-        Value::Bool(b) => Some(f64::from(u8::from(*b))),
-        _ => None,
-    }
-}
-
 /// Whether `result` satisfies the gate's `where = "key=value,key=value"`
 /// filter (every pair must match).
 fn selected(gate: &Gate, result: &ScenarioResult) -> bool {
-    let Some(filter) = &gate.where_param else {
-        return true;
-    };
-    filter.split(',').all(|pair| {
-        let Some((key, wanted)) = pair.split_once('=') else {
-            return false;
-        };
-        let wanted = wanted.trim();
-        match result.params.get(key.trim()) {
-            Some(Value::String(s)) => s == wanted,
-            Some(Value::Number(n)) => wanted.parse::<f64>().ok() == n.as_f64(),
-            Some(Value::Bool(b)) => wanted.parse::<bool>().ok() == Some(*b),
-            _ => false,
-        }
-    })
+    gate.where_param
+        .as_deref()
+        .is_none_or(|filter| result.params_match(filter))
 }
 
 fn judge(gate: &Gate, measured: f64) -> (bool, f64) {
@@ -214,7 +185,7 @@ pub fn evaluate(file: &GateFile, results: &[ScenarioResult]) -> Vec<Verdict> {
             continue;
         }
         for result in matching {
-            let measured = metric(result, &gate.metric);
+            let measured = result.metric(&gate.metric);
             let (pass, margin) = match measured {
                 Some(m) if result.is_ok() => {
                     let (pass, margin) = judge(gate, m);

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::result::{Machine, ScenarioResult, git_revision, unix_now};
+use crate::result::{Machine, ScenarioResult, unix_now};
 
 /// One benchmark's mean time per iteration, and where it came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +23,9 @@ struct Estimate {
     mean_ns: f64,
     /// Bytes per iteration, from criterion's `benchmark.json`.
     bytes: Option<u64>,
+    /// When criterion wrote the estimate (the file's modification time):
+    /// the bench's date, not the report's.
+    written_unix_s: Option<u64>,
 }
 
 fn estimates_under(dir: &Path) -> Vec<PathBuf> {
@@ -67,19 +70,27 @@ fn read_estimate(path: &Path) -> Option<Estimate> {
         .pointer("/throughput/Bytes")
         .or_else(|| benchmark.pointer("/throughput/BytesDecimal"))
         .and_then(Value::as_u64);
+    let written_unix_s = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs());
     Some(Estimate {
         group,
         function,
         parameter,
         mean_ns,
         bytes,
+        written_unix_s,
     })
 }
 
 /// Every criterion estimate under `dir` as a result with scenario `bench`
 /// and variant `group/function[/parameter]`: `elapsed_s` is the mean time
 /// per iteration, `extra.mean_ns` the same in nanoseconds, and
-/// `extra.ratio_vs_raw` where the group has a `raw` baseline.
+/// `extra.ratio_vs_raw` where the group has a `raw` baseline. The date is
+/// when criterion wrote the estimate; the revision is unknown (criterion
+/// does not record it, and the working tree may have moved on since).
 pub fn criterion_results(dir: &Path) -> Vec<ScenarioResult> {
     let estimates: Vec<Estimate> = estimates_under(dir).iter().filter_map(|p| read_estimate(p)).collect();
     let mut raw: BTreeMap<(String, Option<String>), f64> = BTreeMap::new();
@@ -89,7 +100,6 @@ pub fn criterion_results(dir: &Path) -> Vec<ScenarioResult> {
         }
     }
     let machine = Machine::detect();
-    let revision = git_revision();
     let now = unix_now();
     estimates
         .into_iter()
@@ -118,8 +128,8 @@ pub fn criterion_results(dir: &Path) -> Vec<ScenarioResult> {
                 throughput_bps: if elapsed_s > 0.0 { bytes as f64 / elapsed_s } else { 0.0 },
                 extra,
                 machine: machine.clone(),
-                git_revision: revision.clone(),
-                started_unix_s: now,
+                git_revision: None,
+                started_unix_s: e.written_unix_s.unwrap_or(now),
                 ..ScenarioResult::default()
             }
         })

@@ -158,6 +158,43 @@ impl ScenarioResult {
         self.outcome == "ok"
     }
 
+    /// The number at a dotted path into the result's JSON
+    /// (`extra.latency.p99_us`, `lag.p99_us`, `throughput_bps`), with
+    /// booleans as 0 or 1; `rss.growth_bytes` is peak minus baseline.
+    /// `None` when the path is absent or not a number.
+    pub fn metric(&self, path: &str) -> Option<f64> {
+        if path == "rss.growth_bytes" {
+            return Some(self.rss.growth_bytes() as f64);
+        }
+        let value = serde_json::to_value(self).ok()?;
+        let mut cursor = &value;
+        for part in path.split('.') {
+            cursor = cursor.get(part)?;
+        }
+        match cursor {
+            Value::Number(n) => n.as_f64(),
+            Value::Bool(b) => Some(f64::from(u8::from(*b))),
+            _ => None,
+        }
+    }
+
+    /// Whether every `key=value` pair of a comma-separated `filter` matches
+    /// a parameter (strings exactly, numbers and booleans by value).
+    pub fn params_match(&self, filter: &str) -> bool {
+        filter.split(',').all(|pair| {
+            let Some((key, wanted)) = pair.split_once('=') else {
+                return false;
+            };
+            let wanted = wanted.trim();
+            match self.params.get(key.trim()) {
+                Some(Value::String(s)) => s == wanted,
+                Some(Value::Number(n)) => wanted.parse::<f64>().ok() == n.as_f64(),
+                Some(Value::Bool(b)) => wanted.parse::<bool>().ok() == Some(*b),
+                _ => false,
+            }
+        })
+    }
+
     /// Writes the result as pretty JSON to a new file in `dir` (created if
     /// missing) and returns its path.
     ///
