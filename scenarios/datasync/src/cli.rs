@@ -23,7 +23,9 @@ pub const DEFAULT_API_ADDR: &str = "127.0.0.1:8787";
 /// How rows reach PostgreSQL (command-line form of [`SinkKind`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SinkArg {
-    /// Binary COPY into a staging table, then `INSERT ... ON CONFLICT`.
+    /// Binary COPY: a run's first segment through a staging table and
+    /// `INSERT ... ON CONFLICT DO NOTHING`, later ones straight into
+    /// `events` (a segment that meets a stored id is redone through staging).
     Copy,
     /// One `INSERT` per event in the segment's transaction (the baseline).
     RowByRow,

@@ -24,7 +24,9 @@ use crate::source::ApiSource;
 /// How the rows reach PostgreSQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum SinkKind {
-    /// Binary COPY into a staging table, then `INSERT ... ON CONFLICT`.
+    /// Binary COPY: a run's first segment through a staging table and
+    /// `INSERT ... ON CONFLICT DO NOTHING`, later ones straight into
+    /// `events` (a segment that meets a stored id is redone through staging).
     Copy,
     /// One `INSERT` per event in the segment's transaction (the baseline).
     RowByRow,
