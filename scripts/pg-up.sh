@@ -6,8 +6,11 @@
 # - Otherwise: installs Debian's postgresql package when no server binaries
 #   are found (as root: apt-get), creates a cluster owned by the `postgres`
 #   user (or by you, when not root) in .pg/data, starts it on 127.0.0.1
-#   (port $WEIR_PG_PORT, default 54329), creates role and database `weir`.
-# Idempotent: a running cluster is left running; a stopped one is started.
+#   (port $WEIR_PG_PORT, default 54329; when something else, such as another
+#   checkout's cluster, holds that port, the next free one up to 54399),
+#   creates role and database `weir`.
+# Idempotent: a running cluster is left running on its port; a stopped one is
+# started (on the port it had, while that is free).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -15,6 +18,11 @@ PGDIR="$ROOT/.pg"
 ENV_FILE="$PGDIR/env"
 PORT="${WEIR_PG_PORT:-54329}"
 mkdir -p "$PGDIR"
+
+# Whether something accepts TCP connections on 127.0.0.1:$1.
+port_taken() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
 
 write_env() {
     printf '# written by scripts/pg-up.sh; `just test` reads it when DATABASE_URL is unset\nDATABASE_URL=%s\n' "$1" >"$ENV_FILE"
@@ -91,11 +99,35 @@ if [ ! -f "$DATA/PG_VERSION" ]; then
     "${RUN[@]}" "$BIN/initdb" -D "$DATA" -U postgres -E UTF8 --no-locale \
         --auth-local=trust --auth-host=scram-sha-256 >/dev/null
 fi
-printf 'BIN=%q\nDATA=%q\nSOCK=%q\nPORT=%q\n' "$BIN" "$DATA" "$SOCK" "$PORT" >"$PGDIR/cluster"
 
 if "${RUN[@]}" "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
-    echo "pg-up: already running"
+    # Running: on the port it was started with, recorded in .pg/cluster.
+    if [ -f "$PGDIR/cluster" ]; then
+        PORT="$(. "$PGDIR/cluster"; echo "$PORT")"
+    fi
+    echo "pg-up: already running on 127.0.0.1:$PORT"
 else
+    if port_taken "$PORT"; then
+        if [ -n "${WEIR_PG_PORT:-}" ]; then
+            echo "pg-up: 127.0.0.1:$PORT (WEIR_PG_PORT) is taken by another server; choose another port" >&2
+            exit 1
+        fi
+        FREE=""
+        for candidate in $(seq $((PORT + 1)) 54399); do
+            if ! port_taken "$candidate"; then
+                FREE="$candidate"
+                break
+            fi
+        done
+        if [ -z "$FREE" ]; then
+            echo "pg-up: 127.0.0.1:$PORT to 54399 are all taken; set WEIR_PG_PORT or DATABASE_URL" >&2
+            exit 1
+        fi
+        echo "pg-up: 127.0.0.1:$PORT is taken (another cluster?); using $FREE"
+        PORT="$FREE"
+    fi
+    # The log shows this start only: an earlier run's lines would mislead.
+    if [ -f "$LOG" ]; then mv -f "$LOG" "$LOG.1"; fi
     echo "pg-up: starting on 127.0.0.1:$PORT (log: $LOG)"
     # Sized for bulk loads on a 24 GiB machine: large buffers, few checkpoints.
     "${RUN[@]}" "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 -o "-p $PORT -k $SOCK \
@@ -103,6 +135,8 @@ else
         -c checkpoint_timeout=30min -c max_connections=200" start >/dev/null ||
         { echo "pg-up: the server did not start; its log:" >&2; tail -n 30 "$LOG" >&2; exit 1; }
 fi
+
+printf 'BIN=%q\nDATA=%q\nSOCK=%q\nPORT=%q\n' "$BIN" "$DATA" "$SOCK" "$PORT" >"$PGDIR/cluster"
 
 PSQL=("${RUN[@]}" "$BIN/psql" -h "$SOCK" -p "$PORT" -U postgres -d postgres -qAtX -v ON_ERROR_STOP=1)
 "${PSQL[@]}" -c "DO \$\$ BEGIN
