@@ -23,9 +23,9 @@ mod font;
 pub mod headline;
 pub mod markdown;
 pub mod model;
-pub mod readme;
 mod render;
 mod sections;
+pub mod splice;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -59,9 +59,9 @@ pub enum Error {
         /// What the renderer said.
         message: String,
     },
-    /// The README's generated block could not be found.
-    #[error("splicing the README snippet: {0}")]
-    Readme(String),
+    /// A document's generated block could not be found.
+    #[error("splicing generated markdown: {0}")]
+    Splice(String),
 }
 
 /// Loads every result in `dir` and renders the report into `out` (see

@@ -1,5 +1,5 @@
 //! Integration tests of weir-reports: a whole report rendered from result
 //! JSON files, and its generated markdown snapshot-tested.
 
-mod readme;
+mod generated;
 mod render;

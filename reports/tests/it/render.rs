@@ -81,6 +81,15 @@ fn a_report_renders_from_result_files() {
     let out = dir.path().join("out");
     let publish = dir.path().join("publish");
     write_results(&results);
+    // A write-up with a generated block: the report fills it in.
+    std::fs::create_dir_all(&publish).unwrap();
+    let begin = weir_reports::splice::begin("figures/flow-results.md");
+    let end = weir_reports::splice::END;
+    std::fs::write(
+        publish.join("backpressure.md"),
+        format!("# Write-up\n\n{begin}\n\nstale\n\n{end}\n\nConclusion.\n"),
+    )
+    .unwrap();
 
     let index = weir_reports::render_dir(&results, &out, Some(&publish)).unwrap();
     assert_eq!(index, out.join("index.md"));
@@ -168,6 +177,25 @@ fn a_report_renders_from_result_files() {
 
     "#]]
     .assert_eq(&tables);
+
+    let writeup = std::fs::read_to_string(publish.join("backpressure.md")).unwrap();
+    expect![[r#"
+        # Write-up
+
+        <!-- begin generated: figures/flow-results.md, spliced by `just report`; do not edit -->
+
+        Measured on Test CPU, 2 cores, 24 GiB, Test OS | 2023-11-14 22:13 UTC | rev abc123; 5 of 5 checks pass.
+
+        - **Controlled flow stays flat.** Moving 64.00 MiB into the slow device, RSS grew by 1.00 MiB (controlled-1 -> slow-1ms), against a ceiling of 8.00 MiB; peak RSS 5.00 MiB to 5.00 MiB.
+        - **Unbounded flow grows with the input.** The same 64.00 MiB into slow-1ms grew RSS by 60.00 MiB (0.94 of the input); the run took 2.0 s.
+        - **Flat memory.** Peak RSS 5.00 MiB at 8.00 MiB, 5.12 MiB at 32.00 MiB: a spread of 128.0 KiB (ceiling 2.00 MiB), each under 16.00 MiB, a slope of 5461.3 KiB per GiB of input.
+        - **Runtime lag.** p99 0.69 ms to 0.69 ms across these runs, controlled or not (ceiling 5.00 ms).
+        - **Throughput, file -> null.** 0.95x the std::fs read loop, own thread, 64.0 KiB buffers (9500 MB/s vs 10.0 GB/s).
+
+        <!-- end generated -->
+
+        Conclusion.
+    "#]].assert_eq(&writeup);
 }
 
 #[test]

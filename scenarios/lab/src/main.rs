@@ -286,7 +286,7 @@ fn splice_readme(readme: &Path, snippet: &Path) -> anyhow::Result<()> {
         }
         Err(error) => return Err(error).with_context(|| format!("reading {}", snippet.display())),
     };
-    let changed = weir_reports::readme::splice_file(readme, &text)
+    let changed = weir_reports::splice::splice_file(readme, "reports/README-snippet.md", &text)
         .with_context(|| format!("splicing {} into {}", snippet.display(), readme.display()))?;
     println!(
         "{}: {}",
