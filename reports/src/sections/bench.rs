@@ -263,12 +263,7 @@ mod tests {
     #[test]
     fn groups_become_tables_and_charts() {
         let dir = tempfile::tempdir().unwrap();
-        let mut figures = Figures {
-            out: dir.path(),
-            publish: None,
-            note: "test".into(),
-            readme: String::new(),
-        };
+        let mut figures = Figures::for_test(dir.path());
         let mib = 1u64 << 20;
         let results = vec![
             bench("engine_vs_raw/raw/65536", 1.0e6, 64 * mib, None),

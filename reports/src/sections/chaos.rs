@@ -109,12 +109,7 @@ mod tests {
     #[test]
     fn the_table_counts_schedules_and_lists_replays() {
         let dir = tempfile::tempdir().unwrap();
-        let mut figures = Figures {
-            out: dir.path(),
-            publish: None,
-            note: String::new(),
-            readme: String::new(),
-        };
+        let mut figures = Figures::for_test(dir.path());
         let md = render(&[sweep("memory", 878, 0), sweep("file", 900, 1)], &mut figures).unwrap();
         assert!(md.contains("| memory | 2000 | 878 | 1122 | 0 | 42 |"), "{md}");
         assert!(md.contains("| file | 2000 | 900 | 1100 | 1 | 42 |"), "{md}");

@@ -267,12 +267,7 @@ mod tests {
     #[test]
     fn the_table_has_rates_speedups_n_and_verification() {
         let dir = tempfile::tempdir().unwrap();
-        let mut figures = Figures {
-            out: dir.path(),
-            publish: None,
-            note: "test".into(),
-            readme: String::new(),
-        };
+        let mut figures = Figures::for_test(dir.path());
         let mut encoding = ScenarioResult::new("datasync", ENCODING);
         encoding.params.insert("events".into(), json!(100_000));
         encoding.extra.insert("pre_encoded_rows_per_s".into(), json!(990_000.0));

@@ -325,12 +325,7 @@ mod tests {
     #[test]
     fn the_section_draws_the_slow_rss_chart_and_handles_absence() {
         let dir = tempfile::tempdir().unwrap();
-        let mut figures = Figures {
-            out: dir.path(),
-            publish: None,
-            note: "test".into(),
-            readme: String::new(),
-        };
+        let mut figures = Figures::for_test(dir.path());
         let md = render(&fixture(), &mut figures).unwrap();
         assert!(md.contains("figures/delivery-slow-rss.svg"), "{md}");
         assert!(md.contains("| storm-weir-pull | `fds_back_to_baseline` | pass |"), "{md}");

@@ -99,6 +99,19 @@ impl Figures<'_> {
     }
 }
 
+#[cfg(test)]
+impl<'a> Figures<'a> {
+    /// Charts into `out`, nothing published, a fixed note.
+    pub fn for_test(out: &'a Path) -> Self {
+        Self {
+            out,
+            publish: None,
+            note: "test".into(),
+            readme: String::new(),
+        }
+    }
+}
+
 /// A summary result's `extra.checks` (name, requirement, measured, pass)
 /// as a table.
 pub(crate) fn checks_table(summary: &ScenarioResult) -> Table {

@@ -305,12 +305,7 @@ mod tests {
     #[test]
     fn tables_carry_ratios_lag_and_pools() {
         let dir = tempfile::tempdir().unwrap();
-        let mut figures = Figures {
-            out: dir.path(),
-            publish: None,
-            note: "test".into(),
-            readme: String::new(),
-        };
+        let mut figures = Figures::for_test(dir.path());
         let mut summary = ScenarioResult::new("transforms", "summary");
         summary.extra.insert(
             "pools".into(),
@@ -338,12 +333,7 @@ mod tests {
     #[test]
     fn absent_results_say_how_to_get_them() {
         let dir = tempfile::tempdir().unwrap();
-        let mut figures = Figures {
-            out: dir.path(),
-            publish: None,
-            note: String::new(),
-            readme: String::new(),
-        };
+        let mut figures = Figures::for_test(dir.path());
         let md = render(&[], &mut figures).unwrap();
         assert!(md.contains("run `weir-lab run transforms`"), "{md}");
         let only_summary = render(&[ScenarioResult::new("transforms", "summary")], &mut figures).unwrap();
