@@ -131,13 +131,13 @@ fn chaos(r: &Results<'_>) -> Option<Row> {
             .collect();
     sinks.sort_unstable();
     sinks.dedup();
+    if sinks.is_empty() {
+        return None;
+    }
     let (mut schedules, mut violations) = (0.0, 0.0);
     for sink in &sinks {
         schedules += r.num("chaos", sink, "", "extra.schedules")?;
         violations += r.num("chaos", sink, "", "extra.violations")?;
-    }
-    if sinks.is_empty() {
-        return None;
     }
     Some([
         format!(

@@ -352,8 +352,6 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
         {
             crate::splice::splice_file(&writeup, "figures/flow-results.md", &results)?;
         }
-    }
-    if !flows.is_empty() {
         figures.readme.push_str(&readme_snippet(&summary, &note));
     }
     Ok(md)

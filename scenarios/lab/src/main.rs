@@ -271,14 +271,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Splices the published snippet into the README; without flow results
-/// there is no snippet, and the README is left as it is.
+/// Splices the published snippet into the README; when the results held
+/// nothing for it there is no snippet, and the README is left as it is.
 fn splice_readme(readme: &Path, snippet: &Path) -> anyhow::Result<()> {
     let text = match std::fs::read_to_string(snippet) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             println!(
-                "no README snippet at {} (no flow results): {} left as it is",
+                "no README snippet at {} (nothing in the results for it): {} left as it is",
                 snippet.display(),
                 readme.display()
             );
