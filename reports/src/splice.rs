@@ -63,12 +63,12 @@ pub fn splice_file(path: &Path, name: &str, snippet: &str) -> Result<bool, Error
         let context = format!("{what} {}", path.display());
         move |source| Error::Io { context, source }
     };
-    let readme = std::fs::read_to_string(path).map_err(io("reading"))?;
-    let spliced = splice(&readme, name, snippet).map_err(|e| match e {
+    let doc = std::fs::read_to_string(path).map_err(io("reading"))?;
+    let spliced = splice(&doc, name, snippet).map_err(|e| match e {
         Error::Splice(why) => Error::Splice(format!("{}: {why}", path.display())),
         other => other,
     })?;
-    if spliced == readme {
+    if spliced == doc {
         return Ok(false);
     }
     std::fs::write(path, spliced).map_err(io("writing"))?;
