@@ -60,7 +60,7 @@ report RESULTS="results":
 flow *ARGS:
     cargo run --release --locked -q -p weir-lab -- run flow {{ARGS}}
 
-# The regression gate: short criterion benches, every scenario's quick profile, then gates.toml; exits non-zero on a breach.
+# The regression gate: short criterion benches, every scenario's quick profile, then gates.toml; a first breach is measured twice more and the median of the three decides; exits non-zero on a confirmed breach.
 gate OUT="target/gate":
     cargo bench --locked -q -p weir-benches -- --warm-up-time 1 --measurement-time 2 --noplot
-    cargo run --release --locked -q -p weir-lab -- gate --out {{OUT}} --criterion target/criterion
+    cargo run --release --locked -q -p weir-lab -- gate --out {{OUT}} --criterion target/criterion --bench-command "cargo bench --locked -q -p weir-benches -- --warm-up-time 1 --measurement-time 2 --noplot"

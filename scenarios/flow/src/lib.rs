@@ -417,11 +417,9 @@ pub fn summary_result(results: &[ScenarioResult], run_id: &str) -> Result<Scenar
     let summary = summarize(results);
     let mut result = ScenarioResult::new("flow", "summary");
     result.params.insert("run_id".into(), run_id.into());
-    result.outcome = if summary.checks.iter().all(|c| c.pass) {
-        "ok".to_owned()
-    } else {
-        "checks failed".to_owned()
-    };
+    // The outcome says whether the summary could be computed, not whether
+    // the floors held: the gate judges each figure on its own, and one
+    // figure's verdict must never refuse another's.
     result
         .set_extra_from(&summary)
         .map_err(|e| Error::InvalidCase(format!("serializing the summary: {e}")))?;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use weir::source::FileSource;
 use weir::{FileSink, IngestOptions, NullSink};
-use weir_harness::{RssSampler, ScenarioResult};
+use weir_harness::{PairedRatio, RssSampler, ScenarioResult};
 
 use crate::Error;
 use crate::case::{Case, CaseKind, SinkKind};
@@ -25,8 +25,8 @@ enum Side {
 }
 
 /// Runs one `CaseKind::Throughput` case and returns its result (not
-/// written): `throughput_bps` is the engine's best round, `extra` holds the
-/// plain loop's best round, their ratio, the medians and every round.
+/// written): `throughput_bps` is the engine's median round, `extra` holds the
+/// median of the per-round ratios (`ratio`), its spread and every round.
 pub(crate) fn run_throughput(case: &Case) -> Result<ScenarioResult, Error> {
     let CaseKind::Throughput {
         sink,
@@ -58,7 +58,7 @@ pub(crate) fn run_throughput(case: &Case) -> Result<ScenarioResult, Error> {
     let mut plain = Vec::with_capacity(rounds);
     let mut failure = None;
     for round in 0..rounds {
-        let order = if round % 2 == 0 {
+        let order = if weir_harness::a_first(round) {
             [Side::Plain, Side::Engine]
         } else {
             [Side::Engine, Side::Plain]
@@ -98,11 +98,14 @@ pub(crate) fn run_throughput(case: &Case) -> Result<ScenarioResult, Error> {
         result.outcome = error;
         return Ok(result);
     }
-    // Best of the rounds on each side: on a shared machine, other processes
-    // only ever slow a round down, so the fastest round is the closest to
-    // what each side can do; the medians are kept too.
-    let engine_bps = engine.iter().copied().fold(0.0, f64::max);
-    let plain_bps = plain.iter().copied().fold(0.0, f64::max);
+    // The median of the per-round ratios: each round pairs the two sides
+    // back to back (ABBA order), so a neighbour's burst moves one round's
+    // ratio, not the figure.
+    let Some(paired) = PairedRatio::from_pairs(engine.iter().copied().zip(plain.iter().copied())) else {
+        result.outcome = "no complete round".to_owned();
+        return Ok(result);
+    };
+    let engine_bps = paired.a_median();
     result = result.with_transfer(size, Duration::from_secs_f64(size as f64 / engine_bps.max(1e-9)));
     let baseline = match sink {
         SinkKind::File => "std::fs read/write loop + sync_all, own thread",
@@ -111,17 +114,10 @@ pub(crate) fn run_throughput(case: &Case) -> Result<ScenarioResult, Error> {
     result.extra.insert("baseline".into(), json!(baseline));
     result.extra.insert("load_average_after".into(), json!(load_average()));
     result.extra.insert("engine_bps".into(), json!(engine_bps));
-    result.extra.insert("plain_bps".into(), json!(plain_bps));
-    result
-        .extra
-        .insert("ratio".into(), json!(engine_bps / plain_bps.max(1e-9)));
-    result.extra.insert("engine_median_bps".into(), json!(median(&engine)));
-    result.extra.insert("plain_median_bps".into(), json!(median(&plain)));
-    result
-        .extra
-        .insert("median_ratio".into(), json!(median(&engine) / median(&plain).max(1e-9)));
-    result.extra.insert("engine_rounds_bps".into(), json!(engine));
-    result.extra.insert("plain_rounds_bps".into(), json!(plain));
+    result.extra.insert("plain_bps".into(), json!(paired.b_median()));
+    result.extra.insert("ratio".into(), json!(paired.median));
+    result.extra.insert("ratio_spread".into(), json!(paired.spread));
+    result.extra.insert("paired".into(), json!(paired));
     Ok(result)
 }
 
@@ -201,27 +197,9 @@ fn on_thread(work: impl FnOnce() -> std::io::Result<u64> + Send + 'static) -> Re
     }
 }
 
-/// The median (mean of the middle two for an even count); 0 when empty.
-pub(crate) fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    match sorted.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => f64::midpoint(sorted[n / 2 - 1], sorted[n / 2]),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn median_of_odd_even_and_empty() {
-        assert!((median(&[3.0, 1.0, 2.0]) - 2.0).abs() < f64::EPSILON);
-        assert!((median(&[4.0, 1.0, 2.0, 3.0]) - 2.5).abs() < f64::EPSILON);
-        assert!(median(&[]).abs() < f64::EPSILON);
-    }
 
     #[test]
     fn plain_loops_move_every_byte() {

@@ -10,6 +10,7 @@
 //! let gates: GateFile = toml::from_str(r#"
 //!     [[gate]]
 //!     name = "controlled flow stays flat"
+//!     kind = "memory"
 //!     scenario = "flow"
 //!     variant = "controlled"
 //!     metric = "rss.peak_bytes"
@@ -57,11 +58,37 @@ pub enum GateError {
     Vacuous(String),
 }
 
+/// What kind of figure a gate bounds, which decides whether a breach is
+/// re-measured before it counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A count that admits no exception (violations, leaks): a breach is a
+    /// bug, never noise, so it counts at once.
+    Correctness,
+    /// An absolute memory ceiling: re-measured on a breach.
+    Memory,
+    /// A ratio of two sides measured in the same run: re-measured on a
+    /// breach.
+    Ratio,
+    /// A latency or lag percentile: re-measured on a breach.
+    Latency,
+}
+
+impl Kind {
+    /// Whether a first breach is re-measured before it counts.
+    pub fn remeasured(self) -> bool {
+        self != Self::Correctness
+    }
+}
+
 /// One gate: a figure of one scenario variant, and its bound.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Gate {
     /// What the gate protects, in words.
     pub name: String,
+    /// What kind of figure it bounds.
+    pub kind: Kind,
     /// The result's scenario.
     pub scenario: String,
     /// The result's variant; `None` matches every variant of the scenario
@@ -131,6 +158,16 @@ pub struct Verdict {
     /// Whether it passed. A missing figure fails: a gate that cannot be
     /// measured cannot be trusted.
     pub pass: bool,
+    /// The figure of every attempt, first measurement first, when a breach
+    /// was re-measured ([`confirm`]); empty otherwise.
+    pub attempts: Vec<Option<f64>>,
+}
+
+impl Verdict {
+    /// Whether this verdict is a breach that [`confirm`] would re-measure.
+    pub fn wants_remeasure(&self) -> bool {
+        !self.pass && self.gate.kind.remeasured()
+    }
 }
 
 /// Whether `result` satisfies the gate's `where = "key=value,key=value"`
@@ -181,6 +218,7 @@ pub fn evaluate(file: &GateFile, results: &[ScenarioResult]) -> Vec<Verdict> {
                 measured: None,
                 margin: None,
                 pass: false,
+                attempts: Vec::new(),
             });
             continue;
         }
@@ -199,10 +237,62 @@ pub fn evaluate(file: &GateFile, results: &[ScenarioResult]) -> Vec<Verdict> {
                 measured,
                 margin,
                 pass,
+                attempts: Vec::new(),
             });
         }
     }
     verdicts
+}
+
+/// How many times a breached gate is measured in all, first run included,
+/// before its verdict counts.
+pub const ATTEMPTS: usize = 3;
+
+/// Confirms the breaches of a first evaluation with re-measurements: for
+/// each breached gate that [`Kind::remeasured`], the figure of every attempt
+/// (the first one and each of `remeasured`, evaluated the same way) is
+/// collected, and the **median of the attempts** decides. So a breach counts
+/// only when it shows in most attempts: one noisy run cannot fail the gate,
+/// and a real regression, present in every attempt, cannot pass it. A
+/// figure missing in an attempt counts as a breach of that attempt.
+/// Correctness gates and passing verdicts are returned unchanged.
+pub fn confirm(first: Vec<Verdict>, remeasured: &[Vec<Verdict>]) -> Vec<Verdict> {
+    first
+        .into_iter()
+        .map(|verdict| {
+            if !verdict.wants_remeasure() {
+                return verdict;
+            }
+            let mut attempts = vec![verdict.measured.filter(|_| verdict.margin.is_some())];
+            for run in remeasured {
+                let again = run
+                    .iter()
+                    .find(|v| v.gate == verdict.gate && (verdict.variant.is_none() || v.variant == verdict.variant));
+                attempts.push(again.and_then(|v| v.measured.filter(|_| v.margin.is_some())));
+            }
+            // A missing figure sorts as the worst possible one for the gate.
+            let worst = if verdict.gate.min.is_some() {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            };
+            let figures: Vec<f64> = attempts.iter().map(|a| a.unwrap_or(worst)).collect();
+            let decisive = weir_harness::median(&figures);
+            let (pass, margin) = if decisive.is_finite() {
+                let (pass, margin) = judge(&verdict.gate, decisive);
+                (pass, Some(margin))
+            } else {
+                (false, None)
+            };
+            Verdict {
+                measured: decisive.is_finite().then_some(decisive).or(verdict.measured),
+                margin,
+                pass,
+                attempts,
+                ..verdict
+            }
+        })
+        .collect()
 }
 
 fn human(value: f64, metric: &str) -> String {
@@ -238,7 +328,20 @@ pub fn table(verdicts: &[Verdict]) -> String {
             bound,
             v.margin
                 .map_or_else(|| "-".to_owned(), |m| format!("{:+.0}%", m * 100.0)),
-            if v.pass { "pass" } else { "**FAIL**" },
+            match (v.pass, v.attempts.is_empty()) {
+                (true, true) => "pass".to_owned(),
+                (false, true) => "**FAIL**".to_owned(),
+                (pass, false) => format!(
+                    "{} (median of {} attempts: {})",
+                    if pass { "pass" } else { "**FAIL**" },
+                    v.attempts.len(),
+                    v.attempts
+                        .iter()
+                        .map(|a| a.map_or_else(|| "missing".to_owned(), |m| human(m, &v.gate.metric)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            },
         );
     }
     out

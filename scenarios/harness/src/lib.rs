@@ -12,6 +12,8 @@
 //!   input of any size, generated on the fly.
 //! - [`cpu_seconds`], [`tree_cpu_seconds`]: CPU time of this process or of
 //!   a server's process tree, from `/proc`.
+//! - [`PairedRatio`]: a ratio from paired, interleaved rounds (the median
+//!   of per-round ratios, with its spread), the way every timing is compared.
 //! - [`criterion_results`]: criterion's estimates as results, so benches
 //!   flow into the same report and gate.
 //!
@@ -35,6 +37,7 @@ mod criterion;
 mod error_text;
 mod fds;
 mod lag;
+mod paired;
 mod result;
 mod rss;
 mod runtime;
@@ -45,6 +48,7 @@ pub use criterion::criterion_results;
 pub use error_text::error_text;
 pub use fds::open_fds;
 pub use lag::{LagProbe, LagSeries};
+pub use paired::{PairedRatio, Round, a_first, median, quantile};
 pub use result::{Machine, ScenarioResult, git_revision, load_results, unix_now};
 pub use rss::{RssSampler, RssSeries, current_rss};
 pub use runtime::runtime;

@@ -1,13 +1,15 @@
 //! `weir-lab gate`: runs the quick profile of every scenario in fresh
 //! processes, reads criterion's estimates, checks everything against the
-//! committed gates file, prints the table and fails on any breach.
+//! committed gates file, re-measures a first breach (twice more; the median
+//! of the three attempts decides), prints the table and fails on a
+//! confirmed breach.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use weir_gate::{GateFile, breaches, evaluate, table};
+use weir_gate::{ATTEMPTS, GateFile, breaches, confirm, evaluate, table};
 use weir_harness::{criterion_results, load_results};
 
 use crate::ScenarioName;
@@ -31,43 +33,31 @@ pub struct GateArgs {
     /// Scenarios to leave out of the run (their gates then fail as missing).
     #[arg(long, value_delimiter = ',')]
     pub skip: Vec<ScenarioName>,
+    /// The command that runs the criterion benches, to which a filter is
+    /// appended when a bench gate's breach is re-measured (for example
+    /// `cargo bench -q -p weir-benches -- --warm-up-time 1 --measurement-time 2 --noplot`).
+    #[arg(long)]
+    pub bench_command: Option<String>,
 }
 
 /// Runs the gate; `Ok(false)` when a gate is breached.
 pub fn run(args: &GateArgs) -> anyhow::Result<bool> {
     let gates = GateFile::load(&args.gates)?;
+    let me = std::env::current_exe().context("locating weir-lab")?;
     if !args.no_run {
-        if args.out.exists() {
-            std::fs::remove_dir_all(&args.out).with_context(|| format!("emptying {}", args.out.display()))?;
-        }
-        std::fs::create_dir_all(&args.out)?;
-        let me = std::env::current_exe().context("locating weir-lab")?;
-        for scenario in ScenarioName::value_variants() {
-            if args.skip.contains(scenario) {
-                continue;
-            }
-            let name = scenario
-                .to_possible_value()
-                .map(|v| v.get_name().to_owned())
-                .unwrap_or_default();
-            eprintln!("gate: running {name} (quick profile)");
-            // A fresh process per scenario: one scenario's heap never
-            // pollutes the next one's memory figures.
-            let status = Command::new(&me)
-                .args(["run", &name, "--out"])
-                .arg(&args.out)
-                .status()
-                .with_context(|| format!("starting `weir-lab run {name}`"))?;
-            if !status.success() {
-                eprintln!("gate: `weir-lab run {name}` failed ({status}); its gates will fail as missing or failed");
-            }
-        }
+        let scenarios: Vec<ScenarioName> = ScenarioName::value_variants()
+            .iter()
+            .copied()
+            .filter(|s| !args.skip.contains(s))
+            .collect();
+        run_scenarios(&me, &scenarios, &args.out)?;
     }
-    let mut results = load_results(&args.out).with_context(|| format!("reading results in {}", args.out.display()))?;
-    if let Some(dir) = &args.criterion {
-        results.extend(criterion_results(dir));
-    }
-    let verdicts = evaluate(&gates, &results);
+    let first = evaluate(&gates, &measured(&args.out, args.criterion.as_deref())?);
+    let verdicts = if args.no_run {
+        first
+    } else {
+        remeasure(args, &me, &gates, first)?
+    };
     let rendered = table(&verdicts);
     println!("{rendered}");
     std::fs::write(args.out.join("gate.md"), &rendered)?;
@@ -82,4 +72,116 @@ pub fn run(args: &GateArgs) -> anyhow::Result<bool> {
         }
         Ok(false)
     }
+}
+
+/// Empties `out` and runs each scenario's quick profile into it, each in a
+/// fresh process, so that one scenario's heap never pollutes the next one's
+/// memory figures.
+fn run_scenarios(me: &Path, scenarios: &[ScenarioName], out: &Path) -> anyhow::Result<()> {
+    if out.exists() {
+        std::fs::remove_dir_all(out).with_context(|| format!("emptying {}", out.display()))?;
+    }
+    std::fs::create_dir_all(out)?;
+    for scenario in scenarios {
+        let name = scenario
+            .to_possible_value()
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default();
+        eprintln!("gate: running {name} (quick profile) into {}", out.display());
+        let status = Command::new(me)
+            .args(["run", &name, "--out"])
+            .arg(out)
+            .status()
+            .with_context(|| format!("starting `weir-lab run {name}`"))?;
+        if !status.success() {
+            eprintln!("gate: `weir-lab run {name}` failed ({status}); its gates will fail as missing or failed");
+        }
+    }
+    Ok(())
+}
+
+/// The results in `dir`, with criterion's estimates when asked for.
+fn measured(dir: &Path, criterion: Option<&Path>) -> anyhow::Result<Vec<weir_harness::ScenarioResult>> {
+    let mut results = load_results(dir).with_context(|| format!("reading results in {}", dir.display()))?;
+    if let Some(criterion) = criterion {
+        results.extend(criterion_results(criterion));
+    }
+    Ok(results)
+}
+
+/// A first breach is measured again before it counts: the breached gates'
+/// scenarios (and benches) run [`ATTEMPTS`] - 1 more times, each attempt
+/// into its own directory, and [`confirm`] lets the median of the attempts
+/// decide. Correctness gates are never re-measured.
+fn remeasure(
+    args: &GateArgs,
+    me: &Path,
+    gates: &GateFile,
+    first: Vec<weir_gate::Verdict>,
+) -> anyhow::Result<Vec<weir_gate::Verdict>> {
+    let breached: Vec<&weir_gate::Verdict> = first.iter().filter(|v| v.wants_remeasure()).collect();
+    if breached.is_empty() {
+        return Ok(first);
+    }
+    let mut scenarios: Vec<ScenarioName> = Vec::new();
+    let mut benches: Vec<String> = Vec::new();
+    for verdict in &breached {
+        eprintln!(
+            "gate: breach to confirm: {} ({})",
+            verdict.gate.name,
+            verdict
+                .measured
+                .map_or_else(|| "missing".to_owned(), |m| format!("{m:.3}"))
+        );
+        if verdict.gate.scenario == "bench" {
+            if let Some(bench) = &verdict.gate.variant {
+                benches.push(bench.clone());
+            }
+        } else if let Ok(name) = ScenarioName::from_str(&verdict.gate.scenario, true)
+            && !scenarios.contains(&name)
+        {
+            scenarios.push(name);
+        }
+    }
+    let mut attempts = Vec::new();
+    for attempt in 2..=ATTEMPTS {
+        let dir = args.out.join(format!("attempt-{attempt}"));
+        run_scenarios(me, &scenarios, &dir)?;
+        if !benches.is_empty() {
+            rebench(args, &benches)?;
+        }
+        attempts.push(evaluate(gates, &measured(&dir, args.criterion.as_deref())?));
+    }
+    Ok(confirm(first, &attempts))
+}
+
+/// Runs the criterion benches of `benches` (`group/function/parameter`)
+/// again, with their raw baselines, through `--bench-command`.
+fn rebench(args: &GateArgs, benches: &[String]) -> anyhow::Result<()> {
+    let Some(command) = &args.bench_command else {
+        eprintln!("gate: no --bench-command: bench breaches are judged on the first run alone");
+        return Ok(());
+    };
+    // `engine_vs_raw/engine/65536` re-runs the group's benches at that
+    // parameter, the raw baseline included.
+    let filter = benches
+        .iter()
+        .map(|b| {
+            let mut parts = b.split('/');
+            let group = parts.next().unwrap_or_default();
+            let parameter = parts.nth(1).map_or_else(String::new, |p| format!("/{p}$"));
+            format!("^{group}/.*{parameter}")
+        })
+        .collect::<Vec<_>>()
+        .join("|");
+    let mut words = command.split_whitespace();
+    let program = words.next().context("--bench-command is empty")?;
+    eprintln!("gate: re-running benches matching {filter}");
+    let status = Command::new(program)
+        .args(words)
+        .arg(&filter)
+        .status()
+        .with_context(|| format!("starting {command}"))?;
+    anyhow::ensure!(status.success(), "{command} {filter} failed ({status})");
+    Ok(())
 }

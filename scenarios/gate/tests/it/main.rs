@@ -1,12 +1,13 @@
 //! The gate fails on doctored regressions and passes on good results.
 
 use serde_json::Value;
-use weir_gate::{GateError, GateFile, breaches, evaluate, table};
+use weir_gate::{GateError, GateFile, breaches, confirm, evaluate, table};
 use weir_harness::ScenarioResult;
 
 const GATES: &str = r#"
 [[gate]]
 name = "engine keeps up with a plain read loop"
+kind = "ratio"
 scenario = "flow"
 variant = "throughput"
 metric = "extra.ratio_file_null_vs_std"
@@ -15,6 +16,7 @@ why = "issue 3 floor"
 
 [[gate]]
 name = "controlled flow stays flat"
+kind = "memory"
 scenario = "flow"
 variant = "controlled"
 metric = "rss.growth_bytes"
@@ -22,6 +24,7 @@ max = 8388608
 
 [[gate]]
 name = "no invariant violation"
+kind = "correctness"
 scenario = "chaos"
 metric = "extra.violations"
 max = 0
@@ -110,7 +113,7 @@ fn a_gate_without_a_bound_is_refused() {
     let path = dir.path().join("gates.toml");
     std::fs::write(
         &path,
-        "[[gate]]\nname = \"toothless\"\nscenario = \"flow\"\nmetric = \"bytes\"\n",
+        "[[gate]]\nname = \"toothless\"\nkind = \"ratio\"\nscenario = \"flow\"\nmetric = \"bytes\"\n",
     )
     .unwrap();
     assert!(matches!(GateFile::load(&path), Err(GateError::Vacuous(name)) if name == "toothless"));
@@ -131,6 +134,7 @@ fn a_where_filter_picks_results_by_their_params() {
         r#"
         [[gate]]
         name = "file source keeps up"
+        kind = "ratio"
         scenario = "flow"
         variant = "throughput"
         where = "sink=null"
@@ -149,4 +153,65 @@ fn a_where_filter_picks_results_by_their_params() {
     // The newer file result must not hide the regressed null one.
     let failed = breaches(&evaluate(&gates, &[null, file]));
     assert_eq!(failed.len(), 1, "{failed:?}");
+}
+
+fn with_ratio(ratio: f64) -> Vec<ScenarioResult> {
+    let mut results = good();
+    results[0]
+        .extra
+        .insert("ratio_file_null_vs_std".into(), Value::from(ratio));
+    results
+}
+
+#[test]
+fn one_noisy_breach_is_outvoted_by_two_good_attempts() {
+    let first = evaluate(&gates(), &with_ratio(0.7));
+    assert_eq!(breaches(&first).len(), 1);
+    let again = [
+        evaluate(&gates(), &with_ratio(1.0)),
+        evaluate(&gates(), &with_ratio(0.95)),
+    ];
+    let confirmed = confirm(first, &again);
+    assert!(breaches(&confirmed).is_empty(), "{}", table(&confirmed));
+    let ratio = confirmed
+        .iter()
+        .find(|v| v.gate.kind == weir_gate::Kind::Ratio)
+        .unwrap();
+    assert_eq!(ratio.attempts, [Some(0.7), Some(1.0), Some(0.95)]);
+    assert_eq!(ratio.measured, Some(0.95), "the median of the attempts decides");
+    assert!(table(&confirmed).contains("median of 3 attempts"));
+}
+
+#[test]
+fn a_regression_in_every_attempt_stays_a_breach() {
+    let first = evaluate(&gates(), &with_ratio(0.7));
+    let again = [
+        evaluate(&gates(), &with_ratio(0.75)),
+        evaluate(&gates(), &with_ratio(1.2)),
+    ];
+    let failed = breaches(&confirm(first, &again));
+    assert_eq!(failed.len(), 1, "two of three attempts breach: {failed:?}");
+    assert!(failed[0].contains("engine keeps up"), "{failed:?}");
+}
+
+#[test]
+fn a_figure_missing_from_a_re_measurement_counts_against_the_gate() {
+    let first = evaluate(&gates(), &with_ratio(0.7));
+    let mut gone = with_ratio(1.0);
+    gone.remove(0);
+    let again = [evaluate(&gates(), &gone), evaluate(&gates(), &with_ratio(1.0))];
+    // Attempts 0.7, missing, 1.0: the median is the breach.
+    assert_eq!(breaches(&confirm(first, &again)).len(), 1);
+}
+
+#[test]
+fn a_correctness_breach_is_never_re_measured_away() {
+    let mut results = good();
+    results[3].extra.insert("violations".into(), Value::from(1));
+    let first = evaluate(&gates(), &results);
+    let again = [evaluate(&gates(), &good()), evaluate(&gates(), &good())];
+    let confirmed = confirm(first, &again);
+    let failed = breaches(&confirmed);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(confirmed.iter().all(|v| v.attempts.is_empty()));
 }
