@@ -41,7 +41,7 @@ pg-down:
 
 # Re-runs exactly the chaos case a failing test printed (SINK: memory, file or null; default all).
 replay SEED SINK="":
-    cargo run -q -p weir-chaos --bin chaos-replay -- {{SEED}} {{SINK}}
+    cargo run -q -p weir-testkit --bin chaos-replay -- {{SEED}} {{SINK}}
 
 # The main job: every scenario (flow, delivery and datasync at full size, the others' default profiles), every criterion bench, then `just report`. Results go to RESULTS (git-ignored).
 bench-all RESULTS="results":

@@ -231,18 +231,18 @@ fn datasync_cpu(r: &Results<'_>) -> Option<Row> {
 }
 
 fn checksums(r: &Results<'_>) -> Option<Row> {
-    let sha = r.num("transforms", "checksum-sha256", "", "extra.ratio")?;
-    let blake = r.num("transforms", "checksum-blake3", "", "extra.ratio")?;
+    let sha = r.num("offload", "checksum-sha256", "", "extra.ratio")?;
+    let blake = r.num("offload", "checksum-blake3", "", "extra.ratio")?;
     Some([
         "SHA-256 / BLAKE3 transform vs a raw hasher loop".into(),
         format!("{sha:.2}x / {blake:.2}x"),
-        "`weir-lab run transforms`".into(),
+        "`weir-lab run offload`".into(),
     ])
 }
 
 fn offload(r: &Results<'_>) -> Option<Row> {
-    let offloaded = r.newest("transforms", "offload-current_thread-spawn_blocking", "")?;
-    let inline = r.num("transforms", "offload-current_thread-inline", "", "lag.p99_us")?;
+    let offloaded = r.newest("offload", "offload-current_thread-spawn_blocking", "")?;
+    let inline = r.num("offload", "offload-current_thread-inline", "", "lag.p99_us")?;
     let per_chunk = offloaded.metric("extra.per_chunk_cpu_us")?;
     Some([
         format!(
@@ -254,7 +254,7 @@ fn offload(r: &Results<'_>) -> Option<Row> {
             markdown::millis(offloaded.metric("lag.p99_us")? as u64),
             markdown::millis(inline as u64)
         ),
-        "`weir-lab run transforms`".into(),
+        "`weir-lab run offload`".into(),
     ])
 }
 

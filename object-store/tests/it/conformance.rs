@@ -1,4 +1,4 @@
-//! The chaos conformance suite (weir-chaos) against `ObjectStoreSink`: the
+//! The chaos conformance suite (weir-testkit) against `ObjectStoreSink`: the
 //! same failure schedules and invariant checks as every other sink, plus
 //! this sink's own postconditions: after a commit the stored digest equals
 //! the source digest; after an abort nothing is visible at the target.
@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
-use weir_chaos::{SinkTarget, cases_from_env as cases, suite};
 use weir_object_store::ObjectStoreSink;
+use weir_testkit::{SinkTarget, cases_from_env as cases, suite};
 
 use crate::support::{list_all, read, sha256_hex};
 

@@ -27,7 +27,7 @@ sections!(
     cancellation,
     validation,
     delivery,
-    transforms,
+    offload,
     datasync,
     chaos,
     bench

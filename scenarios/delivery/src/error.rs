@@ -1,33 +1,15 @@
-//! The delivery crate's error type.
+//! The delivery scenario's error type.
 
-use std::io;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-
-/// What can go wrong starting a server or running the scenario. Serving
-/// itself never errors: problems with one request become its status code.
+/// What can go wrong running the delivery scenario or a server process.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A configuration or parameter value is out of range.
+    /// A parameter value is out of range.
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// The served root cannot be opened as a directory.
-    #[error("cannot serve {}", path.display())]
-    Root {
-        /// The root asked for.
-        path: PathBuf,
-        /// Why it cannot be opened.
-        source: io::Error,
-    },
-    /// The listening socket cannot be bound.
-    #[error("cannot listen on {addr}")]
-    Bind {
-        /// The address asked for.
-        addr: SocketAddr,
-        /// Why binding failed.
-        source: io::Error,
-    },
+    /// The HTTP server or client failed.
+    #[error(transparent)]
+    Http(#[from] weir_http::Error),
     /// A scenario step failed; the text says which.
     #[error("{context}")]
     Scenario {

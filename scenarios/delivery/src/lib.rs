@@ -1,82 +1,613 @@
-//! weir-delivery: streams files (and any ranged byte source) to HTTP clients
-//! with flat memory per connection, byte ranges, conditional requests,
-//! throttling, prompt cleanup on disconnect and Prometheus metrics; plus the
-//! delivery scenario that measures it against tower-http's `ServeFile`.
+//! The delivery scenario: slow clients (server RSS over time, CPU per
+//! delivered GiB), fast clients (throughput against tower-http's
+//! `ServeFile`, same file, same run, rounds interleaved) and a disconnect
+//! storm (descriptors and memory back to the baseline), for each server kind.
 //!
-//! ```no_run
-//! use weir_delivery::{DeliveryConfig, Server};
+//! Every phase of every server runs against a fresh server (a process of its
+//! own under [`Launch::Command`]), so a peak RSS is that phase's alone.
 //!
-//! # #[tokio::main]
-//! # async fn main() -> Result<(), weir_delivery::Error> {
-//! let config = DeliveryConfig::new("/srv/files");
-//! let server = Server::bind("127.0.0.1:0".parse().unwrap(), config).await?;
-//! println!("serving on http://{}/files/", server.local_addr());
-//! server.shutdown().await;
-//! # Ok(())
-//! # }
-//! ```
-//!
-//! The pieces:
-//!
-//! - [`Server`]: the hyper HTTP/1.1 server (`GET`/`HEAD` under `/files/`,
-//!   under `/objects/` for an `object_store` store, and `/metrics`), with
-//!   [`DeliveryConfig`] for chunk size, rates, timeouts; [`Delivery`] is its
-//!   request handler, usable in any hyper or tower server.
-//! - [`plan`]: RFC 9110 ranges and conditionals, with the policy written
-//!   down (malformed or abusive `Range` ignored, several ranges answered as
-//!   `multipart/byteranges`).
-//! - [`Representation`] and [`RangeOpen`]: what is served and how a range of
-//!   it is read; files and objects ship, anything else plugs in.
-//! - [`Metrics`]: the Prometheus registry behind `/metrics`.
-//! - [`baseline`]: tower-http's `ServeFile` behind the same accept loop, the
-//!   comparison point of the [`scenario`]; [`serve`] runs either as a
-//!   process (`weir-lab serve`).
-//!
-//! # Memory per connection
-//!
-//! The body is pull-based: hyper asks for the next chunk only while less than
-//! [`connection_buffer`](DeliveryConfig::connection_buffer) bytes are queued,
-//! and only then is a chunk read. A client that reads slowly or not at all
-//! therefore pins at most two chunk buffers (64 KiB with the defaults),
-//! whatever the file size; the kernel's socket buffers absorb the rest. Read buffers are recycled through a small shared pool, so steady
-//! streaming neither allocates nor faults in fresh pages. The engine's
-//! read-ahead [`FileSource`](weir::source::FileSource) is available as
-//! [`FileReader::ReadAhead`]: reads overlap writes on another core, but it
-//! costs a thread and up to five chunks per transfer, which is why pull is
-//! the default; the scenario measures both.
-//!
-//! # Disconnects
-//!
-//! A client that hangs up makes the next write fail; hyper drops the body,
-//! which drops the source at once (closing the file, or the object request)
-//! and counts the transfer as aborted. A client that stops reading without
-//! hanging up is cut off after
-//! [`write_stall_timeout`](DeliveryConfig::write_stall_timeout).
+//! The server under test is the `weir-http` product crate; this crate holds
+//! only the experiment: the [`baseline`] (tower-http's `ServeFile` behind the
+//! same accept loop), [`serve`] (a server as a process, `weir-lab serve`)
+//! and the phases.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod baseline;
-mod body;
-pub mod client;
-mod config;
-mod delivery;
 mod error;
-mod io;
-mod metrics;
-mod multipart;
-mod objects;
-mod path;
-pub mod plan;
-pub mod scenario;
+mod process;
 pub mod serve;
-mod server;
-mod source;
-mod throttle;
 
-pub use body::DeliveryBody;
-pub use config::DeliveryConfig;
-pub use delivery::{ConnectionLimits, Delivery, FILES_PREFIX, METRICS_PATH, OBJECTS_PREFIX};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+use weir_harness::{PairedRatio, ScenarioResult};
+
+pub use process::Launch;
+use process::{ProcRssSampler, ProcStats, RunningServer};
+
 pub use error::Error;
-pub use metrics::{Metrics, MetricsSnapshot, TransferOutcome};
-pub use server::{Server, ServerHandle};
-pub use source::{ByteStream, FileReader, RangeOpen, Representation};
+use weir_http::client::{Client, download};
+
+use crate::serve::{ServeOptions, ServerKind};
+
+/// The scenario name in results.
+pub const SCENARIO: &str = "delivery";
+
+/// One part of the scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Phase {
+    /// Many clients reading slowly for a while: server memory and CPU.
+    Slow,
+    /// One client at a time downloading the whole file: throughput.
+    Fast,
+    /// Many clients hanging up mid-transfer: cleanup.
+    Storm,
+}
+
+impl Phase {
+    /// Every phase.
+    pub const ALL: [Self; 3] = [Self::Slow, Self::Fast, Self::Storm];
+
+    /// The name in results and on command lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Slow => "slow",
+            Self::Fast => "fast",
+            Self::Storm => "storm",
+        }
+    }
+}
+
+impl std::str::FromStr for Phase {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == text)
+            .ok_or_else(|| format!("unknown phase {text:?} (expected slow, fast or storm)"))
+    }
+}
+
+/// The scenario's parameters; `Default` is the quick profile (seconds),
+/// [`DeliveryParams::full`] the one the floors are stated for.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DeliveryParams {
+    /// Size of the served file.
+    pub file_size: u64,
+    /// Concurrent slow clients.
+    pub slow_clients: usize,
+    /// Each slow client's reading rate, bytes per second.
+    pub slow_rate: u64,
+    /// How long the slow clients read.
+    pub slow_duration: Duration,
+    /// Whole-file downloads per server in the fast phase.
+    pub fast_rounds: usize,
+    /// Clients in the disconnect storm.
+    pub storm_clients: usize,
+    /// Bytes each storm client reads before hanging up.
+    pub storm_hangup_after: u64,
+    /// Storms in a row against the same server: memory the allocator kept
+    /// after the first is reused by the next if nothing leaks.
+    pub storm_rounds: usize,
+    /// The servers compared.
+    pub servers: Vec<ServerKind>,
+    /// The phases run.
+    pub phases: Vec<Phase>,
+    /// How servers are run.
+    pub launch: Launch,
+    /// Where the test file is kept (reused across runs when its size
+    /// matches); a temporary directory when `None`.
+    pub dir: Option<PathBuf>,
+    /// Seed of the file's bytes.
+    pub seed: u64,
+    /// Chunk size of the weir servers.
+    pub chunk_size: usize,
+    /// hyper connection buffer of the weir servers.
+    pub connection_buffer: usize,
+    /// RSS sampling interval.
+    pub sample_every: Duration,
+    /// Server runtime worker threads.
+    pub server_threads: usize,
+}
+
+impl Default for DeliveryParams {
+    fn default() -> Self {
+        let defaults = ServeOptions::new(PathBuf::new());
+        Self {
+            file_size: 64 << 20,
+            slow_clients: 10,
+            slow_rate: 1 << 20,
+            slow_duration: Duration::from_secs(3),
+            fast_rounds: 7,
+            storm_clients: 50,
+            storm_hangup_after: 1 << 20,
+            storm_rounds: 2,
+            servers: ServerKind::ALL.to_vec(),
+            phases: Phase::ALL.to_vec(),
+            launch: Launch::InProcess,
+            dir: None,
+            seed: 42,
+            chunk_size: defaults.chunk_size,
+            connection_buffer: defaults.connection_buffer,
+            sample_every: Duration::from_millis(50),
+            server_threads: 2,
+        }
+    }
+}
+
+impl DeliveryParams {
+    /// The full profile: 100 slow clients at 1 MiB/s on a 1 GiB file for
+    /// 30 s, 9 fast rounds, 300 clients in the storm.
+    pub fn full() -> Self {
+        Self {
+            file_size: 1 << 30,
+            slow_clients: 100,
+            slow_duration: Duration::from_secs(30),
+            fast_rounds: 9,
+            storm_clients: 300,
+            ..Self::default()
+        }
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let bad = |what: &str| Err(Error::Config(format!("delivery scenario: {what}")));
+        if self.file_size < 2 * self.storm_hangup_after.max(1) {
+            return bad("file size must be at least twice the storm hang-up point");
+        }
+        if [
+            self.slow_clients,
+            self.storm_clients,
+            self.storm_rounds,
+            self.fast_rounds,
+        ]
+        .contains(&0)
+            || self.slow_rate == 0
+        {
+            return bad("clients, rounds and rates must be at least 1");
+        }
+        if self.servers.is_empty() || self.phases.is_empty() {
+            return bad("at least one server and one phase");
+        }
+        if self.sample_every.is_zero() {
+            return bad("the sampling interval must not be zero");
+        }
+        Ok(())
+    }
+
+    fn params_map(&self) -> Map<String, Value> {
+        let mut map = Map::new();
+        map.insert("file_size".into(), json!(self.file_size));
+        map.insert("slow_clients".into(), json!(self.slow_clients));
+        map.insert("slow_rate".into(), json!(self.slow_rate));
+        map.insert("slow_duration_s".into(), json!(self.slow_duration.as_secs_f64()));
+        map.insert("fast_rounds".into(), json!(self.fast_rounds));
+        map.insert("storm_clients".into(), json!(self.storm_clients));
+        map.insert("storm_hangup_after".into(), json!(self.storm_hangup_after));
+        map.insert("storm_rounds".into(), json!(self.storm_rounds));
+        map.insert("chunk_size".into(), json!(self.chunk_size));
+        map.insert("connection_buffer".into(), json!(self.connection_buffer));
+        map.insert("server_isolation".into(), json!(self.launch.isolation()));
+        map
+    }
+}
+
+/// The file every server serves.
+const FILE_NAME: &str = "delivery.bin";
+
+/// Runs the scenario and writes one result per phase and server to `out`.
+///
+/// # Errors
+///
+/// Invalid parameters, a server that does not start, a failed download, or
+/// an unwritable `out`. A floor not met is not an error: it is in the
+/// results (`extra.floor_*`).
+///
+/// # Cancel safety
+///
+/// Dropping the future stops every server it started (their handles kill
+/// them on drop).
+pub async fn run(params: &DeliveryParams, out: &Path) -> Result<Vec<ScenarioResult>, Error> {
+    params.validate()?;
+    let temp;
+    let dir = match &params.dir {
+        Some(dir) => dir.clone(),
+        None => {
+            temp = tempfile::tempdir().map_err(|e| Error::scenario("creating a temporary directory", e))?;
+            temp.path().to_path_buf()
+        }
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| Error::scenario(format!("creating {}", dir.display()), e))?;
+    let file = dir.join(FILE_NAME);
+    let (size, seed) = (params.file_size, params.seed);
+    let path = file.clone();
+    tokio::task::spawn_blocking(move || weir_harness::write_test_file(&path, size, seed))
+        .await
+        .map_err(|e| Error::scenario("writing the test file", e))?
+        .map_err(|e| Error::scenario(format!("writing {}", file.display()), e))?;
+
+    let mut results = Vec::new();
+    for phase in &params.phases {
+        match phase {
+            Phase::Slow => {
+                for &kind in &params.servers {
+                    results.push(slow(params, &dir, kind).await?);
+                }
+            }
+            Phase::Fast => results.extend(fast(params, &dir).await?),
+            Phase::Storm => {
+                for &kind in &params.servers {
+                    results.push(storm(params, &dir, kind).await?);
+                }
+            }
+        }
+    }
+    annotate_ratios(&mut results);
+    for result in &results {
+        result
+            .write_to(out)
+            .map_err(|e| Error::scenario(format!("writing a result to {}", out.display()), e))?;
+    }
+    Ok(results)
+}
+
+/// [`run`] on a runtime of its own (two workers for the clients).
+///
+/// # Errors
+///
+/// As [`run`], or when the runtime cannot be built.
+pub fn run_blocking(params: &DeliveryParams, out: &Path) -> Result<Vec<ScenarioResult>, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("weir-delivery-clients")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::scenario("building the client runtime", e))?
+        .block_on(run(params, out))
+}
+
+fn options(params: &DeliveryParams, dir: &Path, kind: ServerKind) -> ServeOptions {
+    let mut options = ServeOptions::new(dir);
+    options.server = kind;
+    options.file = Some(PathBuf::from(FILE_NAME));
+    options.chunk_size = params.chunk_size;
+    options.connection_buffer = params.connection_buffer;
+    options.threads = params.server_threads;
+    options
+}
+
+fn start(params: &DeliveryParams, dir: &Path, kind: ServerKind) -> Result<RunningServer, Error> {
+    RunningServer::start(&params.launch, &options(params, dir, kind))
+}
+
+fn result(params: &DeliveryParams, phase: Phase, kind: ServerKind) -> ScenarioResult {
+    let mut result = ScenarioResult::new(SCENARIO, format!("{}-{}", phase.name(), kind.name()));
+    result.params = params.params_map();
+    result.params.insert("server".into(), json!(kind.name()));
+    result.params.insert("phase".into(), json!(phase.name()));
+    result
+}
+
+const GIB: f64 = (1u64 << 30) as f64;
+const MIB: f64 = (1u64 << 20) as f64;
+
+/// Slow clients: RSS over time, peak, CPU per delivered GiB.
+async fn slow(params: &DeliveryParams, dir: &Path, kind: ServerKind) -> Result<ScenarioResult, Error> {
+    let server = start(params, dir, kind)?;
+    let stats = ProcStats::new(server.pid());
+    let sampler = ProcRssSampler::start(stats, params.sample_every)?;
+    let cpu_before = stats.cpu_seconds();
+    let faults_before = stats.minor_faults();
+    let started = Instant::now();
+    let deadline = started + params.slow_duration;
+    let path = format!("/files/{FILE_NAME}");
+    let clients: Vec<_> = (0..params.slow_clients)
+        .map(|_| {
+            let path = path.clone();
+            let addr = server.addr;
+            let rate = params.slow_rate;
+            tokio::spawn(async move { download(addr, &path, Some(rate), None, Some(deadline)).await })
+        })
+        .collect();
+    let mut delivered = 0u64;
+    let mut first_bytes = Vec::new();
+    let mut failures = Vec::new();
+    for client in clients {
+        match client.await {
+            Ok(Ok(seen)) => {
+                delivered += seen.bytes;
+                first_bytes.extend(seen.first_byte.map(|d| d.as_secs_f64()));
+            }
+            Ok(Err(error)) => failures.push(error.to_string()),
+            Err(join) => failures.push(join.to_string()),
+        }
+    }
+    let elapsed = started.elapsed();
+    let cpu = stats.cpu_seconds() - cpu_before;
+    let faults = stats.minor_faults() - faults_before;
+    let hwm = stats.peak_rss();
+    let rss = sampler.stop();
+    server.stop();
+
+    let mut result = result(params, Phase::Slow, kind).with_transfer(delivered, elapsed);
+    let peak = if params.launch == Launch::InProcess {
+        rss.peak_bytes
+    } else {
+        rss.peak_bytes.max(hwm)
+    };
+    result.rss = rss;
+    let extra = &mut result.extra;
+    extra.insert("server_isolation".into(), json!(params.launch.isolation()));
+    extra.insert("server_peak_rss_bytes".into(), json!(peak));
+    extra.insert("server_peak_rss_mib".into(), json!(peak as f64 / MIB));
+    extra.insert("server_cpu_s".into(), json!(cpu));
+    extra.insert("server_minor_faults".into(), json!(faults));
+    extra.insert("delivered_bytes".into(), json!(delivered));
+    extra.insert("cpu_s_per_gib".into(), json!(per_gib(cpu, delivered)));
+    extra.insert(
+        "mean_client_rate_bps".into(),
+        json!(delivered as f64 / elapsed.as_secs_f64() / params.slow_clients as f64),
+    );
+    extra.insert(
+        "ttfb_max_s".into(),
+        json!(first_bytes.iter().copied().fold(0.0, f64::max)),
+    );
+    extra.insert("client_failures".into(), json!(failures.len()));
+    if let Some(first) = failures.first() {
+        result.outcome = format!(
+            "{} of {} slow clients failed; first: {first}",
+            failures.len(),
+            params.slow_clients
+        );
+    }
+    Ok(result)
+}
+
+fn per_gib(cpu_s: f64, bytes: u64) -> f64 {
+    if bytes == 0 { 0.0 } else { cpu_s / (bytes as f64 / GIB) }
+}
+
+/// Fast clients: whole-file downloads, one at a time, rounds interleaved
+/// across servers (each round starts with a different server) so that drift
+/// on a shared machine spreads over all of them.
+async fn fast(params: &DeliveryParams, dir: &Path) -> Result<Vec<ScenarioResult>, Error> {
+    let servers = params
+        .servers
+        .iter()
+        .map(|&kind| start(params, dir, kind))
+        .collect::<Result<Vec<_>, _>>()?;
+    let path = format!("/files/{FILE_NAME}");
+    // Warm-up: one download each, so page cache and allocators are in the
+    // same state for all.
+    for server in &servers {
+        download(server.addr, &path, None, None, None).await?;
+    }
+    let mut throughputs = vec![Vec::new(); servers.len()];
+    let mut cpu = vec![0.0; servers.len()];
+    let mut bytes = vec![0u64; servers.len()];
+    for round in 0..params.fast_rounds {
+        for offset in 0..servers.len() {
+            let i = (round + offset) % servers.len();
+            let stats = ProcStats::new(servers[i].pid());
+            let cpu_before = stats.cpu_seconds();
+            let seen = download(servers[i].addr, &path, None, None, None).await?;
+            cpu[i] += stats.cpu_seconds() - cpu_before;
+            if seen.bytes != params.file_size {
+                return Err(Error::check(format!(
+                    "{} delivered {} of {} bytes",
+                    servers[i].kind.name(),
+                    seen.bytes,
+                    params.file_size
+                )));
+            }
+            bytes[i] += seen.bytes;
+            throughputs[i].push(seen.bytes as f64 / seen.elapsed.as_secs_f64());
+        }
+    }
+    // Each weir server against ServeFile as the median of per-round ratios:
+    // a round downloads from every server back to back, so a neighbour's
+    // burst lands in one round's pair, not in the figure.
+    let baseline = servers.iter().position(|s| s.kind == ServerKind::TowerServeFile);
+    let mut results = Vec::new();
+    for (i, server) in servers.into_iter().enumerate() {
+        let kind = server.kind;
+        server.stop();
+        let paired = baseline
+            .filter(|&b| b != i)
+            .and_then(|b| PairedRatio::from_pairs(throughputs[i].iter().copied().zip(throughputs[b].iter().copied())));
+        let median = weir_harness::median(&throughputs[i]);
+        let mut result = result(params, Phase::Fast, kind);
+        result.bytes = bytes[i];
+        result.throughput_bps = median;
+        result.elapsed_s = if median > 0.0 { bytes[i] as f64 / median } else { 0.0 };
+        let extra = &mut result.extra;
+        extra.insert("server_isolation".into(), json!(params.launch.isolation()));
+        extra.insert("median_throughput_bps".into(), json!(median));
+        extra.insert("throughputs_bps".into(), json!(throughputs[i]));
+        extra.insert("server_cpu_s".into(), json!(cpu[i]));
+        extra.insert("cpu_s_per_gib".into(), json!(per_gib(cpu[i], bytes[i])));
+        if let Some(paired) = paired {
+            extra.insert("throughput_vs_serve_file".into(), json!(paired.median));
+            extra.insert("throughput_vs_serve_file_spread".into(), json!(paired.spread));
+            extra.insert("paired_vs_serve_file".into(), json!(paired));
+        }
+        results.push(result);
+    }
+    Ok(results)
+}
+
+/// The disconnect storm: descriptors and RSS before, during and after.
+async fn storm(params: &DeliveryParams, dir: &Path, kind: ServerKind) -> Result<ScenarioResult, Error> {
+    let server = start(params, dir, kind)?;
+    let stats = ProcStats::new(server.pid());
+    let path = format!("/files/{FILE_NAME}");
+    // Warm-up: the runtime's threads and the allocator's arenas exist
+    // before the baseline is taken.
+    download(server.addr, &path, None, Some(params.storm_hangup_after), None).await?;
+    download(server.addr, &path, None, None, None).await?;
+    let fds_before = settle_fds(stats, None).await;
+    let rss_before = stats.rss();
+    let threads_before = stats.threads();
+    let sampler = ProcRssSampler::start(stats, params.sample_every)?;
+    let started = Instant::now();
+    let mut fds_peak = 0;
+    let mut hung_up = 0usize;
+    let mut failures = Vec::new();
+    let (mut fds_after, mut rss_after, mut settle) = (Vec::new(), Vec::new(), Vec::new());
+    let mut threads_after = Vec::new();
+    for _ in 0..params.storm_rounds {
+        let clients: Vec<_> = (0..params.storm_clients)
+            .map(|_| {
+                let path = path.clone();
+                let addr = server.addr;
+                let stop = params.storm_hangup_after;
+                tokio::spawn(async move { download(addr, &path, None, Some(stop), None).await })
+            })
+            .collect();
+        for client in clients {
+            fds_peak = fds_peak.max(stats.open_fds());
+            match client.await {
+                Ok(Ok(seen)) if seen.bytes >= params.storm_hangup_after => hung_up += 1,
+                Ok(Ok(seen)) => failures.push(format!("read only {} bytes", seen.bytes)),
+                Ok(Err(error)) => failures.push(error.to_string()),
+                Err(join) => failures.push(join.to_string()),
+            }
+        }
+        let settle_started = Instant::now();
+        fds_after.push(settle_fds(stats, Some(fds_before)).await);
+        settle.push(settle_started.elapsed().as_secs_f64() * 1e3);
+        rss_after.push(stats.rss());
+        threads_after.push(stats.threads());
+    }
+    let storm_elapsed = started.elapsed();
+    let rss = sampler.stop();
+    let transfers = if kind.reader().is_some() {
+        scrape_transfers(server.addr).await.ok()
+    } else {
+        None
+    };
+    server.stop();
+
+    let mut result =
+        result(params, Phase::Storm, kind).with_transfer(hung_up as u64 * params.storm_hangup_after, storm_elapsed);
+    result.rss = rss;
+    let extra = &mut result.extra;
+    extra.insert("server_isolation".into(), json!(params.launch.isolation()));
+    extra.insert("fds_before".into(), json!(fds_before));
+    extra.insert("fds_peak".into(), json!(fds_peak));
+    let last_fds = fds_after.last().copied().unwrap_or(usize::MAX);
+    extra.insert("fds_after".into(), json!(last_fds));
+    extra.insert("fds_after_each_storm".into(), json!(fds_after));
+    extra.insert(
+        "fds_back_to_baseline".into(),
+        json!(fds_after.iter().all(|&n| n <= fds_before)),
+    );
+    extra.insert("settle_ms_each_storm".into(), json!(settle));
+    extra.insert("rss_before_bytes".into(), json!(rss_before));
+    extra.insert("threads_before".into(), json!(threads_before));
+    extra.insert("threads_after_each_storm".into(), json!(threads_after));
+    let first = rss_after.first().copied().unwrap_or(0);
+    let last = rss_after.last().copied().unwrap_or(0);
+    extra.insert("rss_after_each_storm_bytes".into(), json!(rss_after));
+    extra.insert("rss_retained_bytes".into(), json!(last.saturating_sub(rss_before)));
+    // What a later storm added on top of the first: growth here is a leak,
+    // the first storm's retained memory is the allocator's cache.
+    extra.insert(
+        "rss_growth_after_first_storm_bytes".into(),
+        json!(last.saturating_sub(first)),
+    );
+    extra.insert("clients_hung_up".into(), json!(hung_up));
+    if let Some((aborted, active)) = transfers {
+        extra.insert("server_aborted_transfers".into(), json!(aborted));
+        extra.insert("server_active_transfers_after".into(), json!(active));
+    }
+    if let Some(first) = failures.first() {
+        result.outcome = format!(
+            "{} of {} storm clients failed; first: {first}",
+            failures.len(),
+            params.storm_clients * params.storm_rounds
+        );
+    }
+    Ok(result)
+}
+
+/// Waits (at most 10 s) until the descriptor count stops changing, or drops
+/// to `target`; returns the last count.
+async fn settle_fds(stats: ProcStats, target: Option<usize>) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = stats.open_fds();
+    let mut stable = 0;
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = stats.open_fds();
+        if target.is_some_and(|t| now <= t) {
+            return now;
+        }
+        stable = if now == last { stable + 1 } else { 0 };
+        last = now;
+        if target.is_none() && stable >= 4 {
+            break;
+        }
+    }
+    last
+}
+
+/// `(aborted, active)` transfers from the server's `/metrics`.
+async fn scrape_transfers(addr: std::net::SocketAddr) -> Result<(u64, i64), Error> {
+    let mut client = Client::connect(addr).await?;
+    let text = client.get(weir_http::METRICS_PATH, &[]).await?.body;
+    let text = String::from_utf8_lossy(&text);
+    let value = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Ok((
+        value("weir_delivery_transfers_total{outcome=\"aborted\"} ") as u64,
+        value("weir_delivery_active_transfers ") as i64,
+    ))
+}
+
+/// The ratios the floors are stated in: each weir server's CPU per GiB
+/// against `ServeFile`'s, and the slow-phase peak RSS against the 24 MiB
+/// ceiling (the fast throughput ratio is paired per round, in [`fast`]).
+fn annotate_ratios(results: &mut [ScenarioResult]) {
+    let baseline = |phase: &str, key: &str, results: &[ScenarioResult]| {
+        results
+            .iter()
+            .find(|r| r.variant == format!("{phase}-{}", ServerKind::TowerServeFile.name()))
+            .and_then(|r| r.extra.get(key).and_then(Value::as_f64))
+    };
+    let fast_cpu_base = baseline("fast", "cpu_s_per_gib", results);
+    let slow_cpu_base = baseline("slow", "cpu_s_per_gib", results);
+    for result in results.iter_mut() {
+        if result.variant.ends_with(ServerKind::TowerServeFile.name()) {
+            continue;
+        }
+        let extra = &mut result.extra;
+        if result.variant.starts_with("fast-")
+            && let (Some(base), Some(own)) = (fast_cpu_base, extra.get("cpu_s_per_gib").and_then(Value::as_f64))
+        {
+            extra.insert("cpu_per_gib_vs_serve_file".into(), json!(ratio_or_zero(own, base)));
+        }
+        if result.variant.starts_with("slow-") {
+            if let (Some(base), Some(own)) = (slow_cpu_base, extra.get("cpu_s_per_gib").and_then(Value::as_f64)) {
+                let ratio = ratio_or_zero(own, base);
+                extra.insert("cpu_per_gib_vs_serve_file".into(), json!(ratio));
+                extra.insert("floor_cpu_per_gib_at_most_serve_file".into(), json!(own <= base));
+            }
+            if let Some(peak) = extra.get("server_peak_rss_bytes").and_then(Value::as_u64) {
+                extra.insert("floor_peak_rss_under_24_mib".into(), json!(peak < 24 << 20));
+            }
+        }
+    }
+}
+
+fn ratio_or_zero(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b } else { 0.0 }
+}

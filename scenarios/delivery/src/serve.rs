@@ -9,10 +9,9 @@ use std::net::SocketAddr;
 use std::num::NonZeroU64;
 use std::path::PathBuf;
 
-use crate::config::DeliveryConfig;
+use weir_http::{DeliveryConfig, FileReader, Server};
+
 use crate::error::Error;
-use crate::server::Server;
-use crate::source::FileReader;
 
 /// The line prefix a server prints (once, on stdout) when it is listening;
 /// the address follows.
@@ -160,7 +159,7 @@ impl ServeOptions {
 pub async fn start(options: &ServeOptions) -> Result<Server, Error> {
     let config = options.config();
     match options.server.reader() {
-        Some(reader) => Server::bind_with(options.addr, config, reader).await,
+        Some(reader) => Ok(Server::bind_with(options.addr, config, reader).await?),
         None => {
             let file = options
                 .file

@@ -17,7 +17,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Vec<ScenarioResult>> {
         cases: if args.full { 10_000 } else { 2_000 },
         first_seed: args.seed,
     };
-    let results = weir_chaos::run_scenario(params);
+    let results = weir_chaos::run(params);
     for result in &results {
         result
             .write_to(&args.out)

@@ -3,7 +3,7 @@
 //! staging-only COPY, the two-stage TSV design and row-by-row INSERT).
 
 use weir_datasync::cli::{self, ApiArgs, JobArgs};
-use weir_datasync::scenario::DatasyncParams;
+use weir_datasync_lab::DatasyncParams;
 use weir_harness::ScenarioResult;
 
 use crate::RunArgs;
@@ -43,5 +43,5 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Vec<ScenarioResult>> {
     };
     params.seed = args.seed;
     params.variants = args.variant.clone();
-    Ok(weir_datasync::scenario::run(&params, &args.out)?)
+    Ok(weir_datasync_lab::run(&params, &args.out)?)
 }

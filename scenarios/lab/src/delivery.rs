@@ -1,8 +1,8 @@
 //! `weir-lab run delivery`: the delivery scenario, each server in a
 //! `weir-lab serve` process of its own so that its RSS and CPU are its alone.
 
-use weir_delivery::scenario::{DeliveryParams, Launch, Phase};
 use weir_delivery::serve::ServerKind;
+use weir_delivery::{DeliveryParams, Launch, Phase};
 use weir_harness::ScenarioResult;
 
 use crate::RunArgs;
@@ -36,5 +36,5 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Vec<ScenarioResult>> {
     if !servers.is_empty() {
         params.servers = servers;
     }
-    Ok(weir_delivery::scenario::run_blocking(&params, &args.out)?)
+    Ok(weir_delivery::run_blocking(&params, &args.out)?)
 }

@@ -12,9 +12,9 @@ mod datasync;
 mod delivery;
 mod flow;
 mod gate;
+mod offload;
 mod progress;
 mod serve;
-mod transforms;
 mod validation;
 
 use std::path::{Path, PathBuf};
@@ -67,7 +67,7 @@ pub enum ScenarioName {
     /// HTTP delivery: slow clients' server RSS and CPU, fast throughput vs tower-http ServeFile, disconnect storm.
     Delivery,
     /// Checksum transforms vs plain hasher loops; a CPU-heavy stage inline vs offloaded (spawn_blocking, rayon): lag and throughput.
-    Transforms,
+    Offload,
     /// Cancel at random moments into hung and slow sinks (latency, writes after abort), TCP disconnects, SIGTERM drain of 50 ingestions.
     Cancellation,
     /// Invalid options x sources x sinks: every row's error, source closed, sink aborted, no fd or file left.
@@ -158,7 +158,7 @@ fn run_scenario(args: &RunArgs) -> anyhow::Result<Vec<ScenarioResult>> {
         ScenarioName::Flow => flow::run(args),
         ScenarioName::Datasync => datasync::run(args),
         ScenarioName::Delivery => delivery::run(args),
-        ScenarioName::Transforms => transforms::run(args),
+        ScenarioName::Offload => offload::run(args),
         ScenarioName::Cancellation => cancellation::run(args),
         ScenarioName::Validation => validation::run(args),
     }
@@ -169,7 +169,7 @@ fn run_child(args: &ChildArgs) -> anyhow::Result<()> {
     match args.scenario {
         ScenarioName::Flow => flow::child(args),
         ScenarioName::Delivery => anyhow::bail!("the delivery scenario runs its servers with `serve`, not `__child`"),
-        ScenarioName::Transforms => anyhow::bail!("the transforms scenario measures in-process, not with `__child`"),
+        ScenarioName::Offload => anyhow::bail!("the offload scenario measures in-process, not with `__child`"),
         ScenarioName::Chaos | ScenarioName::Cancellation | ScenarioName::Validation | ScenarioName::Datasync => {
             anyhow::bail!(
                 "the {:?} scenario measures in-process, not with `__child`",

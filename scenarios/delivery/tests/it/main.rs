@@ -1,13 +1,4 @@
-//! Integration tests of weir-delivery: a real server on 127.0.0.1 and real
-//! HTTP clients (hyper) over real sockets.
+//! Integration tests of the delivery scenario: a tiny run of every phase
+//! against real servers on 127.0.0.1.
 
-mod conditional;
-mod corpus;
-mod disconnect;
-mod metrics;
-mod objects;
-mod ranges;
 mod scenario;
-mod support;
-mod throttle;
-mod traversal;

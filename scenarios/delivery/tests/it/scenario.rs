@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use weir_delivery::scenario::{DeliveryParams, run};
+use weir_delivery::{DeliveryParams, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tiny_run_writes_every_result() {

@@ -1,0 +1,81 @@
+//! weir-http: streams files (and any ranged byte source) to HTTP clients
+//! with flat memory per connection, byte ranges, conditional requests,
+//! throttling, prompt cleanup on disconnect and Prometheus metrics. The lab's
+//! delivery scenario (`scenarios/delivery`) measures it against tower-http's
+//! `ServeFile`.
+//!
+//! ```no_run
+//! use weir_http::{DeliveryConfig, Server};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), weir_http::Error> {
+//! let config = DeliveryConfig::new("/srv/files");
+//! let server = Server::bind("127.0.0.1:0".parse().unwrap(), config).await?;
+//! println!("serving on http://{}/files/", server.local_addr());
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The pieces:
+//!
+//! - [`Server`]: the hyper HTTP/1.1 server (`GET`/`HEAD` under `/files/`,
+//!   under `/objects/` for an `object_store` store, and `/metrics`), with
+//!   [`DeliveryConfig`] for chunk size, rates, timeouts; [`Delivery`] is its
+//!   request handler, usable in any hyper or tower server.
+//! - [`plan`]: RFC 9110 ranges and conditionals, with the policy written
+//!   down (malformed or abusive `Range` ignored, several ranges answered as
+//!   `multipart/byteranges`).
+//! - [`Representation`] and [`RangeOpen`]: what is served and how a range of
+//!   it is read; files and objects ship, anything else plugs in.
+//! - [`Metrics`]: the Prometheus registry behind `/metrics`.
+//! - [`Server::bind_service`]: any hyper or tower service behind the same
+//!   accept loop, timeouts and stall guard (how the lab runs its baseline).
+//! - [`client`]: a small HTTP/1.1 client over hyper that counts bytes and
+//!   time to first byte, for tests, probes and load generation.
+//!
+//! # Memory per connection
+//!
+//! The body is pull-based: hyper asks for the next chunk only while less than
+//! [`connection_buffer`](DeliveryConfig::connection_buffer) bytes are queued,
+//! and only then is a chunk read. A client that reads slowly or not at all
+//! therefore pins at most two chunk buffers (64 KiB with the defaults),
+//! whatever the file size; the kernel's socket buffers absorb the rest. Read buffers are recycled through a small shared pool, so steady
+//! streaming neither allocates nor faults in fresh pages. The engine's
+//! read-ahead [`FileSource`](weir::source::FileSource) is available as
+//! [`FileReader::ReadAhead`]: reads overlap writes on another core, but it
+//! costs a thread and up to five chunks per transfer, which is why pull is
+//! the default; the scenario measures both.
+//!
+//! # Disconnects
+//!
+//! A client that hangs up makes the next write fail; hyper drops the body,
+//! which drops the source at once (closing the file, or the object request)
+//! and counts the transfer as aborted. A client that stops reading without
+//! hanging up is cut off after
+//! [`write_stall_timeout`](DeliveryConfig::write_stall_timeout).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod body;
+pub mod client;
+mod config;
+mod delivery;
+mod error;
+mod io;
+mod metrics;
+mod multipart;
+mod objects;
+mod path;
+pub mod plan;
+mod server;
+mod source;
+mod throttle;
+
+pub use body::DeliveryBody;
+pub use config::DeliveryConfig;
+pub use delivery::{ConnectionLimits, Delivery, FILES_PREFIX, METRICS_PATH, OBJECTS_PREFIX};
+pub use error::Error;
+pub use metrics::{Metrics, MetricsSnapshot, TransferOutcome};
+pub use server::{Server, ServerHandle};
+pub use source::{ByteStream, FileReader, RangeOpen, Representation};

@@ -1,0 +1,12 @@
+//! Integration tests of weir-http: a real server on 127.0.0.1 and real
+//! HTTP clients (hyper) over real sockets.
+
+mod conditional;
+mod corpus;
+mod disconnect;
+mod metrics;
+mod objects;
+mod ranges;
+mod support;
+mod throttle;
+mod traversal;

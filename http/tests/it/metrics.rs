@@ -1,0 +1,54 @@
+//! `/metrics` in OpenMetrics text: bytes, connections, outcomes, time to
+//! first byte, responses by status.
+
+use weir_http::client::Client;
+use weir_http::{DeliveryConfig, FileReader};
+
+use crate::support::{Fixture, start};
+
+fn value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{series} missing from:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_what_was_sent() {
+    let fixture = Fixture::new();
+    let server = start(DeliveryConfig::new(fixture.path()), FileReader::Pull).await;
+    let mut client = Client::connect(server.local_addr()).await.unwrap();
+    let mut sent = 0;
+    for (path, range) in [
+        ("/files/big.bin", None),
+        ("/files/small.bin", Some("bytes=0-9")),
+        ("/files/small.bin", Some("bytes=0-1,5-6")),
+    ] {
+        let headers: Vec<(&str, &str)> = range.map(|r| ("range", r)).into_iter().collect();
+        sent += client.get(path, &headers).await.unwrap().body.len();
+    }
+    assert_eq!(client.get("/files/missing", &[]).await.unwrap().status, 404);
+    let scrape = client.get("/metrics", &[]).await.unwrap();
+    assert_eq!(scrape.status, 200);
+    assert!(
+        scrape
+            .header("content-type")
+            .starts_with("application/openmetrics-text")
+    );
+    let text = String::from_utf8(scrape.body.to_vec()).unwrap();
+    assert_eq!(value(&text, "weir_delivery_sent_bytes_total") as usize, sent);
+    assert_eq!(
+        value(&text, "weir_delivery_transfers_total{outcome=\"completed\"}"),
+        3.0
+    );
+    assert_eq!(value(&text, "weir_delivery_transfers_total{outcome=\"aborted\"}"), 0.0);
+    assert_eq!(value(&text, "weir_delivery_time_to_first_byte_seconds_count"), 3.0);
+    assert_eq!(value(&text, "weir_delivery_active_connections"), 1.0);
+    assert_eq!(value(&text, "weir_delivery_responses_total{code=\"206\"}"), 2.0);
+    assert_eq!(value(&text, "weir_delivery_responses_total{code=\"404\"}"), 1.0);
+    assert!(text.trim_end().ends_with("# EOF"));
+    let post = client.fetch("POST", "/metrics", &[]).await.unwrap();
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("allow"), "GET, HEAD");
+    server.shutdown().await;
+}

@@ -1,0 +1,85 @@
+//! Integration test of the transforms scenario: a tiny profile runs end to
+//! end and writes one result per run plus the summary.
+
+use std::time::Duration;
+
+use weir_harness::load_results;
+use weir_offload::{TransformsParams, run};
+
+fn tiny() -> TransformsParams {
+    TransformsParams {
+        checksum_bytes: 2 << 20,
+        repetitions: 2,
+        heavy_bytes: 2 << 20,
+        heavy_rounds: 2,
+        offload_repetitions: 1,
+        hop_repetitions: 1,
+        hop_chunks: 200,
+        lag_interval: Duration::from_millis(1),
+        ..TransformsParams::default()
+    }
+}
+
+#[test]
+fn a_tiny_profile_writes_every_result_and_the_summary() {
+    let out = tempfile::tempdir().unwrap();
+    let results = run(&tiny(), out.path()).unwrap();
+
+    // 3 checksums, 2 lag baselines, 2 groups x 2 runtimes x 4 ways, the
+    // summary.
+    assert_eq!(results.len(), 3 + 2 + 16 + 1);
+    assert_eq!(load_results(out.path()).unwrap().len(), results.len());
+    for result in &results[..results.len() - 1] {
+        assert!(result.is_ok(), "{}: {}", result.variant, result.outcome);
+        if !result.variant.starts_with("lag-baseline") {
+            assert!(result.bytes > 0 && result.throughput_bps > 0.0, "{}", result.variant);
+        }
+        assert_eq!(result.params["seed"], 42);
+    }
+    let summary = results.last().unwrap();
+    assert_eq!(summary.variant, "summary");
+    let checks = summary.extra["checks"].as_array().unwrap();
+    let check = |fragment: &str| {
+        checks
+            .iter()
+            .filter(|c| c["name"].as_str().unwrap().contains(fragment))
+            .map(|c| c["pass"].as_bool().unwrap())
+            .collect::<Vec<_>>()
+    };
+    // Order is kept by every way on both runtimes, and the runs all
+    // completed: these do not depend on timing.
+    assert_eq!(check("keeps source order"), [true; 4]);
+    assert_eq!(check("every run completed"), [true]);
+    // An inline stage blocks its current-thread runtime for at least the
+    // stage's own CPU time (both measured in the same run).
+    assert_eq!(check("inline CPU-heavy stage"), [true], "{checks:#?}");
+    assert!(
+        summary.extra["pools"]["offload-multi_thread"]["rayon_per_chunk_us"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+}
+
+#[test]
+fn invalid_parameters_are_refused_before_anything_runs() {
+    let out = tempfile::tempdir().unwrap();
+    for params in [
+        TransformsParams {
+            heavy_chunk_size: 0,
+            ..tiny()
+        },
+        TransformsParams {
+            repetitions: 0,
+            ..tiny()
+        },
+        TransformsParams {
+            lag_interval: Duration::ZERO,
+            ..tiny()
+        },
+    ] {
+        let error = run(&params, out.path()).unwrap_err();
+        assert!(error.to_string().starts_with("invalid parameters"), "{error}");
+    }
+    assert!(load_results(out.path()).unwrap().is_empty());
+}
