@@ -43,17 +43,23 @@ pg-down:
 replay SEED SINK="":
     cargo run -q -p weir-testkit --bin chaos-replay -- {{SEED}} {{SINK}}
 
-# The main job: every scenario (flow, delivery and datasync at full size, the others' default profiles), every criterion bench, then `just report`. Results go to RESULTS (git-ignored).
+# The main job: every scenario (flow, delivery and datasync at full size, the others' default profiles), every criterion bench, then `just report` and the gates' verdicts on what it measured ("N of M gates pass", breaches listed; a measurement run, so it exits 0 when every scenario ran). Writes only to ignored paths: RESULTS (emptied first), target/criterion and reports/out; `just publish` puts the figures into the committed documents.
 bench-all RESULTS="results":
     just pg-up
     cargo build --release --locked -q -p weir-lab
+    rm -rf {{RESULTS}}
     for s in flow delivery datasync; do cargo run --release --locked -q -p weir-lab -- run "$s" --full --out {{RESULTS}} || exit 1; done
     for s in $(cargo run --release --locked -q -p weir-lab -- list --names); do case "$s" in flow|delivery|datasync) ;; *) cargo run --release --locked -q -p weir-lab -- run "$s" --out {{RESULTS}} || exit 1;; esac; done
     cargo bench --locked -q -p weir-benches -- --warm-up-time 1 --measurement-time 3 --noplot
     just report {{RESULTS}}
+    cargo run --release --locked -q -p weir-lab -- gate --no-run --report-only --out {{RESULTS}} --criterion target/criterion
 
-# Re-renders the report into reports/out/ (git-ignored), the write-ups' figures and tables into reports/, and README.md's generated block, from existing results.
+# Renders the report (index, charts, tables) into reports/out/ (git-ignored) from existing results; changes no committed file.
 report RESULTS="results":
+    cargo run --release --locked -q -p weir-lab -- report {{RESULTS}} --out reports/out
+
+# Publishes a report into the committed documents: the write-ups' figures and tables into reports/, README.md's generated block. Run after `just bench-all` on a clean revision, then commit what changed.
+publish RESULTS="results":
     cargo run --release --locked -q -p weir-lab -- report {{RESULTS}} --out reports/out --publish reports --readme README.md
 
 # Runs the flow scenario with extra arguments, e.g. `just flow --variant unbounded --size 1GiB --sink slow`.

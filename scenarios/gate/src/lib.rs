@@ -113,6 +113,22 @@ pub struct Gate {
     /// Why the bound is where it is (the measurement that justifies it).
     #[serde(default)]
     pub why: String,
+    /// When set, the figure is the metric *minus* this baseline measured
+    /// in the same run: how much a latency exceeds the machine's own (a
+    /// runtime's lag with the stage under test over an idle runtime's lag),
+    /// so that a loaded machine's scheduling delay, which both carry, is
+    /// not charged to the code under test.
+    #[serde(default)]
+    pub baseline: Option<Baseline>,
+}
+
+/// The same-run baseline a gate's figure is measured against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// The variant (same scenario) that measured the baseline.
+    pub variant: String,
+    /// Its metric (a dotted path, as [`Gate::metric`]).
+    pub metric: String,
 }
 
 /// The committed gates file.
@@ -223,7 +239,10 @@ pub fn evaluate(file: &GateFile, results: &[ScenarioResult]) -> Vec<Verdict> {
             continue;
         }
         for result in matching {
-            let measured = result.metric(&gate.metric);
+            let measured = match &gate.baseline {
+                None => result.metric(&gate.metric),
+                Some(baseline) => excess(gate, baseline, result, results),
+            };
             let (pass, margin) = match measured {
                 Some(m) if result.is_ok() => {
                     let (pass, margin) = judge(gate, m);
@@ -242,6 +261,18 @@ pub fn evaluate(file: &GateFile, results: &[ScenarioResult]) -> Vec<Verdict> {
         }
     }
     verdicts
+}
+
+/// The gate's metric of `result` minus the baseline's metric of the newest
+/// ok result of the baseline variant in the same results (same scenario);
+/// `None` when either is missing.
+fn excess(gate: &Gate, baseline: &Baseline, result: &ScenarioResult, results: &[ScenarioResult]) -> Option<f64> {
+    let base = results
+        .iter()
+        .filter(|r| r.scenario == gate.scenario && r.variant == baseline.variant && r.is_ok())
+        .max_by_key(|r| r.started_unix_s)?
+        .metric(&baseline.metric)?;
+    Some(result.metric(&gate.metric)? - base)
 }
 
 /// How many times a breached gate is measured in all, first run included,
@@ -310,12 +341,7 @@ pub fn table(verdicts: &[Verdict]) -> String {
     let mut out = String::from("| gate | scenario/variant | metric | measured | bound | margin | result |\n");
     out.push_str("| --- | --- | --- | --- | --- | --- | --- |\n");
     for v in verdicts {
-        let bound = match (v.gate.min, v.gate.max) {
-            (Some(min), Some(max)) => format!("{} ..= {}", human(min, &v.gate.metric), human(max, &v.gate.metric)),
-            (Some(min), None) => format!(">= {}", human(min, &v.gate.metric)),
-            (None, Some(max)) => format!("<= {}", human(max, &v.gate.metric)),
-            (None, None) => "none".to_owned(),
-        };
+        let bound = bound(&v.gate);
         let _ = writeln!(
             out,
             "| {} | {}/{} | `{}` | {} | {} | {} | {} |",
@@ -345,6 +371,25 @@ pub fn table(verdicts: &[Verdict]) -> String {
         );
     }
     out
+}
+
+/// One verdict's figure against its bound, in words: `0.950 (>= 0.850)`.
+pub fn describe(v: &Verdict) -> String {
+    format!(
+        "{} ({})",
+        v.measured
+            .map_or_else(|| "missing".to_owned(), |m| human(m, &v.gate.metric)),
+        bound(&v.gate)
+    )
+}
+
+fn bound(gate: &Gate) -> String {
+    match (gate.min, gate.max) {
+        (Some(min), Some(max)) => format!("{} ..= {}", human(min, &gate.metric), human(max, &gate.metric)),
+        (Some(min), None) => format!(">= {}", human(min, &gate.metric)),
+        (None, Some(max)) => format!("<= {}", human(max, &gate.metric)),
+        (None, None) => "none".to_owned(),
+    }
 }
 
 /// The names of the breached gates, for the exit message.

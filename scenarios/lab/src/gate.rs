@@ -33,6 +33,11 @@ pub struct GateArgs {
     /// Scenarios to leave out of the run (their gates then fail as missing).
     #[arg(long, value_delimiter = ',')]
     pub skip: Vec<ScenarioName>,
+    /// Judge the results already in --out (with --no-run) and print the
+    /// verdicts, but exit 0 whatever they are: a measurement run's summary
+    /// (`just bench-all`), not a gate.
+    #[arg(long, requires = "no_run")]
+    pub report_only: bool,
     /// The command that runs the criterion benches, to which a filter is
     /// appended when a bench gate's breach is re-measured (for example
     /// `cargo bench -q -p weir-benches -- --warm-up-time 1 --measurement-time 2 --noplot`).
@@ -62,16 +67,54 @@ pub fn run(args: &GateArgs) -> anyhow::Result<bool> {
     println!("{rendered}");
     std::fs::write(args.out.join("gate.md"), &rendered)?;
     let failed = breaches(&verdicts);
-    if failed.is_empty() {
-        println!("gate: all {} gates pass", verdicts.len());
-        Ok(true)
-    } else {
-        eprintln!("gate: {} of {} gates breached:", failed.len(), verdicts.len());
+    println!(
+        "gate: {} of {} gates pass",
+        verdicts.len() - failed.len(),
+        verdicts.len()
+    );
+    if !failed.is_empty() {
+        println!("gate: breaches:");
         for breach in &failed {
-            eprintln!("  - {breach}");
+            println!("  - {breach}");
         }
-        Ok(false)
     }
+    Ok(failed.is_empty() || args.report_only)
+}
+
+/// What `weir-lab run` prints after a scenario: the gate verdicts of that
+/// scenario's gates on the results of this run (the same bounds, the same
+/// code as `weir-lab gate`); a gate whose figure this run did not measure
+/// (a subset of variants, say) is listed as not measured, not as failed.
+pub fn print_run_verdicts(gates: &Path, scenario: &str, results: &[weir_harness::ScenarioResult]) {
+    let file = match GateFile::load(gates) {
+        Ok(file) => file,
+        Err(error) => {
+            println!("gates: not judged ({error})");
+            return;
+        }
+    };
+    let own = GateFile {
+        gates: file.gates.into_iter().filter(|g| g.scenario == scenario).collect(),
+    };
+    if own.gates.is_empty() {
+        return;
+    }
+    let verdicts = evaluate(&own, results);
+    let (measured, unmeasured): (Vec<_>, Vec<_>) = verdicts.iter().partition(|v| v.variant.is_some());
+    println!("{scenario} gates ({}):", gates.display());
+    for v in &measured {
+        println!(
+            "  [{}] {}: {}",
+            if v.pass { "pass" } else { "FAIL" },
+            v.gate.name,
+            weir_gate::describe(v)
+        );
+    }
+    for v in &unmeasured {
+        println!("  [----] {}: not measured in this run", v.gate.name);
+    }
+    let passed = measured.iter().filter(|v| v.pass).count();
+    println!("{passed} of {} measured gates pass", measured.len());
 }
 
 /// Empties `out` and runs each scenario's quick profile into it, each in a

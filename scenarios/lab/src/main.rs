@@ -106,6 +106,10 @@ pub struct RunArgs {
     /// Also print every result as one line of JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// The gates file whose verdicts on this run's figures are printed
+    /// (the same bounds `weir-lab gate` applies).
+    #[arg(long, default_value = "gates.toml")]
+    pub gates: PathBuf,
 }
 
 /// Arguments of `weir-lab report`.
@@ -197,7 +201,7 @@ fn print_results(results: &[ScenarioResult], json: bool) -> anyhow::Result<()> {
         if json {
             println!("{}", serde_json::to_string(result).context("serializing a result")?);
         } else if result.variant == "summary" {
-            print_checks(result);
+            // The summary's figures are judged by the gates below.
         } else {
             let peak = result.rss.peak_bytes as f64 / f64::from(1 << 20);
             let growth = result.rss.growth_bytes() as f64 / f64::from(1 << 20);
@@ -219,26 +223,6 @@ fn print_results(results: &[ScenarioResult], json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A summary result's `extra.checks` (`name`, `requirement`, `measured`,
-/// `pass`), one line each.
-fn print_checks(summary: &ScenarioResult) {
-    let Some(checks) = summary.extra.get("checks").and_then(serde_json::Value::as_array) else {
-        return;
-    };
-    println!("{} checks:", summary.scenario);
-    for check in checks {
-        let text = |key: &str| check.get(key).and_then(serde_json::Value::as_str).unwrap_or_default();
-        let pass = check.get("pass").and_then(serde_json::Value::as_bool).unwrap_or(false);
-        println!(
-            "  [{}] {}: {} (need {})",
-            if pass { "pass" } else { "FAIL" },
-            text("name"),
-            text("measured"),
-            text("requirement")
-        );
-    }
-}
-
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::List { names } => list(names),
@@ -247,6 +231,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             print_results(&results, args.json)?;
             if !args.json {
                 println!("{} result(s) in {}", results.len(), args.out.display());
+                if let Some(name) = args.scenario.to_possible_value() {
+                    gate::print_run_verdicts(&args.gates, name.get_name(), &results);
+                }
             }
         }
         Command::Report(args) => {

@@ -215,3 +215,43 @@ fn a_correctness_breach_is_never_re_measured_away() {
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert!(confirmed.iter().all(|v| v.attempts.is_empty()));
 }
+
+#[test]
+fn a_latency_gate_with_a_baseline_judges_the_excess_over_it() {
+    let gates: GateFile = toml::from_str(
+        r#"
+        [[gate]]
+        name = "offloaded stage adds little lag"
+        kind = "latency"
+        scenario = "offload"
+        variant = "offload-multi"
+        metric = "lag.p99_us"
+        baseline = { variant = "lag-baseline-multi", metric = "lag.p99_us" }
+        max = 5000
+        "#,
+    )
+    .unwrap();
+    let lagged = |variant: &str, p99: u64| {
+        let mut r = ScenarioResult::new("offload", variant);
+        r.lag = Some(weir_harness::LagSeries {
+            p99_us: p99,
+            ..weir_harness::LagSeries::default()
+        });
+        r
+    };
+    // A loaded machine: 9 ms of lag, 8 of them the machine's own.
+    let verdicts = evaluate(
+        &gates,
+        &[lagged("offload-multi", 9_000), lagged("lag-baseline-multi", 8_000)],
+    );
+    assert!(breaches(&verdicts).is_empty(), "{}", table(&verdicts));
+    assert_eq!(verdicts[0].measured, Some(1_000.0));
+    // The stage blocks the runtime: 40 ms over an idle 1 ms.
+    let verdicts = evaluate(
+        &gates,
+        &[lagged("offload-multi", 41_000), lagged("lag-baseline-multi", 1_000)],
+    );
+    assert_eq!(breaches(&verdicts).len(), 1);
+    // No baseline measured: the gate cannot be trusted, so it fails.
+    assert_eq!(breaches(&evaluate(&gates, &[lagged("offload-multi", 1_000)])).len(), 1);
+}
