@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use weir_harness::inject::Injection;
 
 /// How the bytes are moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,6 +190,9 @@ pub struct Case {
     pub run_id: String,
     /// Scratch directory for input and output files.
     pub work_dir: PathBuf,
+    /// Lab-only injected regressions (`WEIR_LAB_INJECT`), none by default.
+    #[serde(default)]
+    pub inject: Injection,
 }
 
 impl Case {
@@ -252,6 +256,10 @@ mod tests {
             sample_millis: 10,
             run_id: "r".into(),
             work_dir: PathBuf::from("/tmp/x"),
+            inject: Injection {
+                throughput: true,
+                memory: false,
+            },
         };
         let json = serde_json::to_string(&case).unwrap();
         assert_eq!(serde_json::from_str::<Case>(&json).unwrap(), case);

@@ -46,6 +46,7 @@ pub use summary::{
 };
 pub use unbounded::{UnboundedError, UnboundedReport, run_unbounded};
 use weir_harness::ScenarioResult;
+use weir_harness::inject::Injection;
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
@@ -144,11 +145,13 @@ pub struct FlowParams {
     pub work_dir: PathBuf,
     /// Runs picked by hand (empty: the whole plan).
     pub selection: Selection,
+    /// Lab-only injected regressions (`WEIR_LAB_INJECT`), none by default.
+    pub inject: Injection,
 }
 
 impl Default for FlowParams {
     /// The quick profile: 32 MiB into a 1 ms sink, flat memory at 8, 32 and
-    /// 128 MiB, throughput over a 256 MiB file: seconds.
+    /// 128 MiB, throughput over a 512 MiB file in 11 paired rounds: seconds.
     fn default() -> Self {
         Self {
             seed: 42,
@@ -157,14 +160,15 @@ impl Default for FlowParams {
             slow_delay_micros: 1000,
             backpressure_size: 32 * MIB,
             flat_sizes: vec![8 * MIB, 32 * MIB, 128 * MIB],
-            throughput_size: 256 * MIB,
-            throughput_rounds: 5,
+            throughput_size: 512 * MIB,
+            throughput_rounds: 11,
             throughput_in_flight: 4,
             throughput_large_chunk: Some(1 << 20),
             cap: UnboundedCap::default(),
             sample_millis: 10,
             work_dir: std::env::temp_dir(),
             selection: Selection::default(),
+            inject: Injection::default(),
         }
     }
 }
@@ -178,7 +182,7 @@ impl FlowParams {
             backpressure_size: GIB,
             flat_sizes: vec![100 * MIB, GIB, 10 * GIB],
             throughput_size: GIB,
-            throughput_rounds: 7,
+            throughput_rounds: 15,
             ..Self::default()
         }
     }
@@ -268,6 +272,7 @@ impl FlowParams {
             sample_millis: self.sample_millis,
             run_id: run_id.to_owned(),
             work_dir: work_dir.to_path_buf(),
+            inject: self.inject,
         };
         let flow = |variant, source, sink, size| CaseKind::Flow {
             variant,

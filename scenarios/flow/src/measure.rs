@@ -71,6 +71,9 @@ pub(crate) fn run_flow(case: &Case) -> Result<ScenarioResult, Error> {
     result.params = case_params(case);
     let load_before = load_average();
     let sampler = RssSampler::start(Duration::from_millis(case.sample_millis.max(1)));
+    // The lab-only memory regression (`WEIR_LAB_INJECT=memory`), held for
+    // the run: the gates must see it.
+    let ballast = (case.group == "flat-memory").then(|| case.inject.ballast()).flatten();
     let (moved, elapsed, lag) = runtime.block_on(async {
         let probe = LagProbe::start(LAG_INTERVAL);
         let started = Instant::now();
@@ -89,6 +92,7 @@ pub(crate) fn run_flow(case: &Case) -> Result<ScenarioResult, Error> {
         Ok::<_, Error>((moved, elapsed, probe.stop().await))
     })?;
     result.rss = sampler.stop();
+    drop(ballast);
     drop(runtime);
     let _ = std::fs::remove_file(&output);
 

@@ -8,9 +8,10 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use serde_json::json;
 use weir::source::FileSource;
-use weir::{FileSink, IngestOptions, NullSink};
+use weir::{BoxError, Cause, FileSink, IngestOptions, NullSink, Sink};
 use weir_harness::{PairedRatio, RssSampler, ScenarioResult};
 
 use crate::Error;
@@ -68,15 +69,13 @@ pub(crate) fn run_throughput(case: &Case) -> Result<ScenarioResult, Error> {
             let moved = match (side, sink) {
                 (Side::Plain, SinkKind::File) => plain_copy(&input, &output, case.chunk_size)?,
                 (Side::Plain, _) => plain_read(&input, case.chunk_size)?,
-                (Side::Engine, _) => {
-                    match runtime.block_on(engine_run(&input, &output, sink, case.chunk_size, max_in_flight)) {
-                        Ok(bytes) => bytes,
-                        Err(error) => {
-                            failure = Some(error);
-                            break;
-                        }
+                (Side::Engine, _) => match runtime.block_on(engine_run(&input, &output, sink, case, max_in_flight)) {
+                    Ok(bytes) => bytes,
+                    Err(error) => {
+                        failure = Some(error);
+                        break;
                     }
-                }
+                },
             };
             let elapsed = started.elapsed();
             let _ = std::fs::remove_file(&output);
@@ -125,9 +124,10 @@ async fn engine_run(
     input: &Path,
     output: &Path,
     sink: SinkKind,
-    chunk_size: usize,
+    case: &Case,
     max_in_flight: usize,
 ) -> Result<u64, String> {
+    let chunk_size = case.chunk_size;
     let source = FileSource::open(input, chunk_size).map_err(|e| format!("opening {}: {e}", input.display()))?;
     let options = IngestOptions::builder()
         .chunk_size(chunk_size)
@@ -138,9 +138,32 @@ async fn engine_run(
             let file = FileSink::create(output).map_err(|e| format!("creating {}: {e}", output.display()))?;
             weir::ingest(source, file, options).await
         }
+        _ if case.inject.throughput => weir::ingest(source, CopyingSink(NullSink), options).await,
         _ => weir::ingest(source, NullSink, options).await,
     };
     report.map(|r| r.bytes_written).map_err(|e| error_chain(&e))
+}
+
+/// The lab-only throughput regression (`WEIR_LAB_INJECT=throughput`): a
+/// sink that copies every chunk twice before its inner sink sees it, as
+/// accidental copies in the hot path would (one copy measured -19% on the
+/// ratio; two make the regression stand well clear of the noise).
+#[derive(Debug)]
+struct CopyingSink<S>(S);
+
+impl<S: Sink> Sink for CopyingSink<S> {
+    fn write(&mut self, chunk: Bytes) -> impl Future<Output = Result<(), BoxError>> + Send + use<S> {
+        let once = Bytes::copy_from_slice(&chunk);
+        self.0.write(Bytes::copy_from_slice(&once))
+    }
+
+    fn finalize(&mut self) -> impl Future<Output = Result<(), BoxError>> + Send {
+        self.0.finalize()
+    }
+
+    fn abort(self, cause: &Cause) -> impl Future<Output = Result<(), BoxError>> + Send {
+        self.0.abort(cause)
+    }
 }
 
 /// Reads `path` to the end with `chunk_size` reads on a thread of its own.

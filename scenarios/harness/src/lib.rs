@@ -36,6 +36,7 @@ mod cpu;
 mod criterion;
 mod error_text;
 mod fds;
+pub mod inject;
 mod lag;
 mod paired;
 mod result;

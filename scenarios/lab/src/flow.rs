@@ -18,6 +18,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Vec<ScenarioResult>> {
         FlowParams::default()
     };
     params.seed = args.seed;
+    params.inject = weir_harness::inject::Injection::from_env();
+    if params.inject.any() {
+        eprintln!(
+            "flow: injecting lab-only regressions ({}): {:?}",
+            weir_harness::inject::ENV,
+            params.inject
+        );
+    }
     params.selection = Selection {
         variants: args.variant.clone(),
         sink: args.sink.clone(),

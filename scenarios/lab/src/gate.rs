@@ -100,7 +100,7 @@ pub fn print_run_verdicts(gates: &Path, scenario: &str, results: &[weir_harness:
         return;
     }
     let verdicts = evaluate(&own, results);
-    let (measured, unmeasured): (Vec<_>, Vec<_>) = verdicts.iter().partition(|v| v.variant.is_some());
+    let (measured, unmeasured): (Vec<_>, Vec<_>) = verdicts.iter().partition(|v| v.measured.is_some());
     println!("{scenario} gates ({}):", gates.display());
     for v in &measured {
         println!(

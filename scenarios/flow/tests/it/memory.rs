@@ -25,6 +25,7 @@ fn case(variant: Variant, size: u64, delay_micros: u64) -> Case {
         sample_millis: 2,
         run_id: "test".into(),
         work_dir: std::env::temp_dir(),
+        inject: weir_harness::inject::Injection::default(),
     }
 }
 

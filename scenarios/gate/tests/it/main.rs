@@ -255,3 +255,76 @@ fn a_latency_gate_with_a_baseline_judges_the_excess_over_it() {
     // No baseline measured: the gate cannot be trusted, so it fails.
     assert_eq!(breaches(&evaluate(&gates, &[lagged("offload-multi", 1_000)])).len(), 1);
 }
+
+/// The flow figures of one quick run, as measured clean (2026-12-01, Intel,
+/// with a CPU hog) or with `WEIR_LAB_INJECT=throughput,memory`.
+fn flow_run(injected: bool) -> Vec<ScenarioResult> {
+    const MIB: u64 = 1 << 20;
+    let with = |variant: &str, params: &[(&str, Value)]| {
+        let mut r = ScenarioResult::new("flow", variant);
+        for (key, value) in params {
+            r.params.insert((*key).into(), value.clone());
+        }
+        r
+    };
+    let mut results = Vec::new();
+    for (variant, growth) in [("controlled-1", MIB), ("controlled-8", 3 * MIB / 2)] {
+        let mut r = with(variant, &[("group", "backpressure".into())]);
+        r.rss.baseline_bytes = 6 * MIB;
+        r.rss.peak_bytes = 6 * MIB + growth;
+        r.lag = Some(weir_harness::LagSeries {
+            p99_us: 1_900,
+            ..weir_harness::LagSeries::default()
+        });
+        results.push(r);
+    }
+    for size in [8 * MIB, 32 * MIB, 128 * MIB] {
+        let mut r = with(
+            "controlled-1",
+            &[("group", "flat-memory".into()), ("size", size.into())],
+        );
+        r.rss.baseline_bytes = 6 * MIB;
+        // The ballast: half the resident memory at the start, held.
+        r.rss.peak_bytes = if injected { 11 * MIB } else { 15 * MIB / 2 };
+        results.push(r);
+    }
+    let mut summary = with("summary", &[]);
+    summary.extra.insert("flat_spread_bytes".into(), Value::from(MIB / 8));
+    results.push(summary);
+    for (sink, ratio) in [("null", if injected { 0.626 } else { 0.886 }), ("file", 0.95)] {
+        let mut r = with("throughput", &[("sink", sink.into()), ("chunk_size", 65536.into())]);
+        r.extra.insert("ratio".into(), Value::from(ratio));
+        results.push(r);
+    }
+    results
+}
+
+fn committed_gates() -> GateFile {
+    GateFile::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../gates.toml")).unwrap()
+}
+
+#[test]
+fn the_injected_regressions_breach_exactly_their_gates() {
+    let gates = committed_gates();
+    let flow = GateFile {
+        gates: gates.gates.into_iter().filter(|g| g.scenario == "flow").collect(),
+    };
+    let clean = evaluate(&flow, &flow_run(false));
+    assert!(breaches(&clean).is_empty(), "a clean run passes: {}", table(&clean));
+    let injected = evaluate(&flow, &flow_run(true));
+    let mut breached: Vec<&str> = injected
+        .iter()
+        .filter(|v| !v.pass)
+        .map(|v| v.gate.name.as_str())
+        .collect();
+    breached.dedup();
+    assert_eq!(
+        breached,
+        [
+            "flow: flat memory, synthetic -> NullSink: peak RSS regression guard",
+            "flow: file -> NullSink vs plain std::fs read loop",
+        ],
+        "{}",
+        table(&injected)
+    );
+}
