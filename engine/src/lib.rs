@@ -53,8 +53,6 @@ mod sync;
 mod transform;
 
 #[cfg(all(test, weir_loom))]
-mod loom_lifecycle;
-#[cfg(all(test, weir_loom))]
 mod loom_registry;
 #[cfg(all(test, weir_loom))]
 mod loom_stop;
@@ -67,7 +65,8 @@ struct ReadmeDoctests;
 pub use error::{AbortFailure, BoxError, Cause, ErrorKind, IngestError, OptionsError, PanicSite};
 pub use ingest::ingest;
 pub use options::{
-    DEFAULT_ABORT_TIMEOUT, DEFAULT_CHUNK_SIZE, IngestOptions, IngestOptionsBuilder, MAX_CHUNK_SIZE, MAX_IN_FLIGHT,
+    DEFAULT_ABORT_TIMEOUT, DEFAULT_CHUNK_SIZE, DEFAULT_FINALIZE_TIMEOUT, IngestOptions, IngestOptionsBuilder,
+    MAX_CHUNK_SIZE, MAX_IN_FLIGHT,
 };
 pub use registry::{Registry, ShutdownSummary};
 pub use report::{AbortReport, IngestReport, LatencySummary, Outcome, StageReport};

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use weir::{
-    AbortFailure, CancellationToken, Cause, ErrorKind, IngestOptions, MemorySink, NullSink, Outcome, Transform, ingest,
+    AbortFailure, CancellationToken, Cause, DEFAULT_ABORT_TIMEOUT, DEFAULT_FINALIZE_TIMEOUT, ErrorKind, IngestOptions,
+    MemorySink, NullSink, OptionsError, Outcome, Transform, ingest,
 };
 
 use crate::support::{Call, Script, Scripted, chunks, failing_source, source_of};
@@ -406,4 +407,98 @@ async fn a_slow_inline_stage_lets_other_tasks_run_between_chunks() {
     let ran = ticks.load(std::sync::atomic::Ordering::SeqCst);
     ticker.abort();
     assert!(ran >= 9, "the other task ran only {ran} times during 10 slow chunks");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_zero_abort_timeout_is_refused_and_a_hung_abort_still_ends() {
+    let sink = Scripted::new(Script {
+        hang_abort: true,
+        ..Script::default()
+    });
+    let options = IngestOptions::builder().abort_timeout(Duration::ZERO).build();
+    // Before the fix, the refusal's abort was unbounded and this never ended.
+    let err = ingest(source_of(chunks(2, 10)), sink.clone(), options)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err.cause(),
+        Cause::InvalidOptions(OptionsError::ZeroAbortTimeout)
+    ));
+    assert!(
+        matches!(err.abort_failure(), Some(AbortFailure::TimedOut(t)) if *t == DEFAULT_ABORT_TIMEOUT),
+        "{err}"
+    );
+    assert_eq!(sink.calls(), vec![Call::Abort(ErrorKind::InvalidOptions)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_zero_finalize_timeout_is_refused_as_invalid_options() {
+    let sink = Scripted::default();
+    let options = IngestOptions::builder().finalize_timeout(Duration::ZERO).build();
+    let err = ingest(source_of(chunks(2, 10)), sink.clone(), options)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err.cause(),
+        Cause::InvalidOptions(OptionsError::ZeroFinalizeTimeout)
+    ));
+    assert_eq!(sink.calls(), vec![Call::Abort(ErrorKind::InvalidOptions)]);
+}
+
+#[test]
+fn without_a_time_driver_ingest_errors_before_any_sink_call_and_aborts() {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let sink = Scripted::default();
+    // Before the fix, a failing ingestion panicked in the abort timeout and
+    // the sink's abort was never called.
+    let err = runtime
+        .block_on(ingest(
+            failing_source(chunks(2, 10)),
+            sink.clone(),
+            IngestOptions::default(),
+        ))
+        .unwrap_err();
+    assert!(
+        matches!(err.cause(), Cause::InvalidOptions(OptionsError::NoTimeDriver)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("enable_time"), "{err}");
+    assert_eq!(sink.calls(), vec![Call::Abort(ErrorKind::InvalidOptions)]);
+    assert_eq!(err.report().bytes_read, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_finalize_times_out_and_the_sink_is_aborted() {
+    let sink = Scripted::new(Script {
+        hang_finalize: true,
+        ..Script::default()
+    });
+    let options = IngestOptions::builder()
+        .finalize_timeout(Duration::from_secs(7))
+        .build();
+    let err = ingest(source_of(chunks(2, 10)), sink.clone(), options)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.cause(), Cause::FinalizeTimeout { timeout } if *timeout == Duration::from_secs(7)),
+        "{err}"
+    );
+    assert_eq!(err.kind(), ErrorKind::FinalizeTimeout);
+    assert_eq!(
+        terminal(&sink.calls()),
+        vec![Call::Finalize, Call::Abort(ErrorKind::FinalizeTimeout)]
+    );
+    assert!(err.report().finalize_duration.is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_finalize_is_bounded_by_the_default_finalize_timeout() {
+    let sink = Scripted::new(Script {
+        hang_finalize: true,
+        ..Script::default()
+    });
+    let err = ingest(source_of(chunks(1, 10)), sink.clone(), IngestOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err.cause(), Cause::FinalizeTimeout { timeout } if *timeout == DEFAULT_FINALIZE_TIMEOUT));
 }
