@@ -2,6 +2,7 @@
 //! build one from a reader or a file.
 
 mod file;
+mod ready;
 
 pub use file::FileSource;
 
