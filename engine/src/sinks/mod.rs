@@ -4,6 +4,6 @@ mod file;
 mod memory;
 mod null;
 
-pub use file::{FileSink, WRITE_BEHIND};
+pub use file::{FileSink, FileSinkError, WRITE_BEHIND};
 pub use memory::{MemoryHandle, MemorySink};
 pub use null::NullSink;
