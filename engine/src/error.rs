@@ -266,8 +266,13 @@ pub enum AbortFailure {
 /// A failed ingestion: the root [`Cause`], the optional secondary
 /// [`AbortFailure`], and the report of what happened up to the failure.
 ///
-/// `Display` prints the cause (and the abort failure, when there is one);
-/// `Error::source` walks into the cause's own error.
+/// `Display` prints the cause (and the abort failure, when there is one).
+/// `Error::source` walks the root cause's own error first (the source's
+/// `io::Error`, the sink's write error, ...). The abort failure is always
+/// [`abort_failure`](Self::abort_failure); it is also the `source` when the
+/// cause has no error of its own (cancellation, timeouts, invalid options,
+/// panics), so that a chain printer shows it. A chain has one line of
+/// descent: when both exist, the root cause's error wins it.
 #[derive(Debug)]
 pub struct IngestError {
     cause: Cause,
@@ -328,7 +333,7 @@ impl fmt::Display for IngestError {
 
 impl std::error::Error for IngestError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        std::error::Error::source(&self.cause)
+        std::error::Error::source(&self.cause).or_else(|| self.abort_failure.as_ref().map(|f| f as _))
     }
 }
 

@@ -502,3 +502,44 @@ async fn a_hung_finalize_is_bounded_by_the_default_finalize_timeout() {
         .unwrap_err();
     assert!(matches!(err.cause(), Cause::FinalizeTimeout { timeout } if *timeout == DEFAULT_FINALIZE_TIMEOUT));
 }
+
+#[tokio::test]
+async fn invalid_options_do_not_repeat_their_text_in_source() {
+    let err = ingest(
+        source_of(chunks(1, 1)),
+        Scripted::default(),
+        IngestOptions::builder().max_in_flight(0).build(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("max in-flight writes must be at least 1"),
+        "{err}"
+    );
+    assert!(
+        std::error::Error::source(&err).is_none(),
+        "{:?}",
+        std::error::Error::source(&err)
+    );
+}
+
+#[tokio::test]
+async fn the_abort_failure_of_a_cancelled_ingestion_is_reachable_through_source() {
+    let token = CancellationToken::new();
+    token.cancel();
+    let sink = Scripted::new(Script {
+        fail_abort: true,
+        ..Script::default()
+    });
+    let err = ingest(
+        source_of(chunks(2, 10)),
+        sink,
+        IngestOptions::builder().cancel_token(token).build(),
+    )
+    .await
+    .unwrap_err();
+    let first = std::error::Error::source(&err).expect("the abort failure");
+    assert!(first.downcast_ref::<AbortFailure>().is_some(), "{first}");
+    let text = first.source().map(ToString::to_string).unwrap_or_default();
+    assert_eq!(text, "abort could not reach the database");
+}
