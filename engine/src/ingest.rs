@@ -188,6 +188,17 @@ where
                         Err(cause) => break Some(cause),
                     }
                     tally.stats.peak_in_flight = tally.stats.peak_in_flight.max(in_flight.len());
+                    // Most writes complete on their first poll (a fast or a
+                    // write-behind sink): take the outcome now rather than on
+                    // another turn of the loop. A write still pending was
+                    // polled with a no-op waker; the next turn polls it again
+                    // with the task's, before the loop can wait.
+                    if let Some(Some(done)) = in_flight.next().now_or_never() {
+                        match done {
+                            Ok((bytes, latency)) => tally.stats.record_write(bytes, latency),
+                            Err(cause) => break Some(cause),
+                        }
+                    }
                 }
                 Some(Err(cause)) => break Some(cause),
                 None => exhausted = true,

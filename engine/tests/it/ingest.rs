@@ -543,3 +543,38 @@ async fn the_abort_failure_of_a_cancelled_ingestion_is_reachable_through_source(
     let text = first.source().map(ToString::to_string).unwrap_or_default();
     assert_eq!(text, "abort could not reach the database");
 }
+
+/// A user's generic wrapper, forwarding to any sink.
+struct Wrapper<S>(S);
+
+impl<S: weir::Sink> weir::Sink for Wrapper<S> {
+    fn write(&mut self, chunk: Bytes) -> impl Future<Output = Result<(), weir::BoxError>> + Send + use<S> {
+        self.0.write(chunk)
+    }
+
+    async fn finalize(&mut self) -> Result<(), weir::BoxError> {
+        self.0.finalize().await
+    }
+
+    async fn abort(self, cause: &Cause) -> Result<(), weir::BoxError> {
+        self.0.abort(cause).await
+    }
+}
+
+#[tokio::test]
+async fn a_generic_wrapper_of_a_box_sink_can_be_spawned() {
+    let memory = MemorySink::new();
+    let committed = memory.handle();
+    let sink: weir::BoxSink = Box::new(memory);
+    // Before the fix: "implementation of `Sink` is not general enough".
+    let report = tokio::spawn(ingest(
+        source_of(chunks(3, 10)),
+        Wrapper(sink),
+        IngestOptions::default(),
+    ))
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(report.bytes_written, 30);
+    assert_eq!(committed.committed().unwrap().len(), 30);
+}
