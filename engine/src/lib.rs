@@ -71,6 +71,6 @@ pub use options::{
 pub use registry::{Registry, ShutdownSummary};
 pub use report::{AbortReport, IngestReport, LatencySummary, Outcome, StageReport};
 pub use sink::{BoxSink, DynSink, Sink};
-pub use sinks::{FileSink, FileSinkError, MemoryHandle, MemorySink, NullSink, WRITE_BEHIND};
+pub use sinks::{FileSink, FileSinkError, MemoryHandle, MemorySink, NullSink, WRITE_BEHIND, WriterSink};
 pub use tokio_util::sync::CancellationToken;
 pub use transform::Transform;

@@ -578,3 +578,58 @@ async fn a_generic_wrapper_of_a_box_sink_can_be_spawned() {
     assert_eq!(report.bytes_written, 30);
     assert_eq!(committed.committed().unwrap().len(), 30);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_writer_sink_keeps_source_order_with_writes_in_flight_and_commits_once() {
+    let (committed, received) = tokio::sync::oneshot::channel();
+    let (near, mut far) = tokio::io::duplex(64);
+    let reader = tokio::spawn(async move {
+        let mut out = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut far, &mut out).await.unwrap();
+        out
+    });
+    let sink = weir::WriterSink::new(near, |mut writer: tokio::io::DuplexStream| async move {
+        tokio::io::AsyncWriteExt::shutdown(&mut writer).await?;
+        committed.send(()).map_err(|()| "gone")?;
+        Ok(())
+    });
+    let input = chunks(50, 100);
+    let options = IngestOptions::builder().max_in_flight(8).build();
+    ingest(source_of(input.clone()), sink, options).await.unwrap();
+    received.await.unwrap();
+    assert_eq!(reader.await.unwrap(), input.concat());
+}
+
+#[tokio::test]
+async fn a_writer_sink_is_aborted_not_committed_when_the_source_fails() {
+    let committed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&committed);
+    let sink = weir::WriterSink::new(Vec::new(), move |_: Vec<u8>| async move {
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    });
+    let err = ingest(failing_source(chunks(3, 10)), sink, IngestOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Source);
+    assert!(!committed.load(std::sync::atomic::Ordering::SeqCst));
+}
+
+#[tokio::test]
+async fn from_stream_turns_a_foreign_error_into_a_source_error() {
+    let frames = futures_util::stream::iter([Ok(Bytes::from_static(b"ab")), Err("peer reset")]);
+    let sink = Scripted::default();
+    let err = ingest(
+        weir::source::from_stream(frames),
+        sink.clone(),
+        IngestOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Source);
+    assert_eq!(sink.written(), b"ab");
+    let text = std::error::Error::source(&err)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert_eq!(text, "peer reset");
+}
