@@ -23,6 +23,12 @@ type Ack = oneshot::Sender<Result<(), FileSinkError>>;
 /// once at most this many writes (itself included) are still queued.
 pub const WRITE_BEHIND: u64 = 8;
 
+/// Bytes a `FileSink` accepts ahead of the disk whatever the chunk count:
+/// a write is also acknowledged once at most this many bytes (its own
+/// included) are still queued, so that small chunks do not wait for the
+/// writer thread every [`WRITE_BEHIND`] chunks.
+pub const WRITE_BEHIND_BYTES: u64 = 512 * 1024;
+
 /// Acknowledgements are released in groups of this many, so the writer
 /// thread wakes the ingestion once per group rather than once per write.
 const ACK_BATCH: u64 = 4;
@@ -46,6 +52,8 @@ struct Progress {
     /// Writes taken off the queue (written, gathered, or skipped after a
     /// failure).
     done: u64,
+    /// Their bytes.
+    done_bytes: u64,
     /// The first write failure.
     failed: Option<FileSinkError>,
 }
@@ -177,9 +185,10 @@ impl std::error::Error for FileSinkError {
 /// The writes run on a thread the sink owns, in the order they were
 /// issued, write-behind: a write is acknowledged (`Ok`: the sink has taken
 /// responsibility for it) once at most [`WRITE_BEHIND`] writes are queued
-/// ahead of the disk, so reading, the engine and writing all overlap, and
-/// memory stays bounded by the in-flight writes plus [`WRITE_BEHIND`]
-/// chunks. Chunks under 64 KiB are gathered and written 64 KiB at a time
+/// ahead of the disk (or at most [`WRITE_BEHIND_BYTES`], for small chunks),
+/// so reading, the engine and writing all overlap, and memory stays bounded
+/// by the in-flight writes plus [`WRITE_BEHIND`] chunks or
+/// [`WRITE_BEHIND_BYTES`], whichever is more. Chunks under 64 KiB are gathered and written 64 KiB at a time
 /// (or when the queue runs dry), so small chunks do not cost one `write(2)`
 /// each.
 ///
@@ -202,6 +211,7 @@ pub struct FileSink {
     commands: Option<mpsc::Sender<Command>>,
     progress: watch::Receiver<Progress>,
     issued: u64,
+    issued_bytes: u64,
     /// The commit's acknowledgement while a `finalize` waits for it; kept
     /// here so that an abort after a dropped finalize learns how it ended.
     commit: Option<oneshot::Receiver<Result<(), FileSinkError>>>,
@@ -245,6 +255,7 @@ impl FileSink {
             commands: Some(commands),
             progress,
             issued: 0,
+            issued_bytes: 0,
             commit: None,
             worker: Some(worker),
         })
@@ -397,18 +408,24 @@ impl Sink for FileSink {
     fn write(&mut self, chunk: Bytes) -> impl Future<Output = Result<(), BoxError>> + Send + use<> {
         let index = self.issued;
         self.issued += 1;
+        self.issued_bytes += chunk.len() as u64;
+        let needed_bytes = self.issued_bytes.saturating_sub(WRITE_BEHIND_BYTES);
         let queued = self.queue(chunk);
         let mut progress = self.progress.clone();
         let gone = self.gone();
         // Acknowledged once at most WRITE_BEHIND writes, this one included,
-        // are still waiting for the disk; rounded up to a whole group, which
-        // is when the writer thread sends a wake-up.
+        // are still waiting for the disk (rounded up to a whole group, which
+        // is when the writer thread sends a wake-up), or at most
+        // WRITE_BEHIND_BYTES bytes.
         let needed = (index + 1).saturating_sub(WRITE_BEHIND).next_multiple_of(ACK_BATCH);
         async move {
             if !queued {
                 return Err(gone.into());
             }
-            let Ok(state) = progress.wait_for(|p| p.failed.is_some() || p.done >= needed).await else {
+            let Ok(state) = progress
+                .wait_for(|p| p.failed.is_some() || p.done >= needed || p.done_bytes >= needed_bytes)
+                .await
+            else {
                 return Err(gone.into());
             };
             match &state.failed {
@@ -462,8 +479,10 @@ struct Writer<W> {
     unwritten: VecDeque<(u64, u64)>,
     /// Bytes the file holds.
     in_file: u64,
-    /// Bytes handed to the writer.
+    /// Bytes handed to the writer before a failure (the file offsets).
     taken: u64,
+    /// Bytes handed to the writer, failure or not.
+    taken_total: u64,
     next_index: u64,
     failed: Option<FileSinkError>,
 }
@@ -477,6 +496,7 @@ impl<W: Write> Writer<W> {
             unwritten: VecDeque::new(),
             in_file: 0,
             taken: 0,
+            taken_total: 0,
             next_index: 0,
             failed: None,
         }
@@ -487,6 +507,7 @@ impl<W: Write> Writer<W> {
     fn push(&mut self, chunk: &[u8]) {
         let index = self.next_index;
         self.next_index += 1;
+        self.taken_total += chunk.len() as u64;
         if self.failed.is_some() {
             return;
         }
@@ -576,6 +597,7 @@ fn run_worker(
         let failed = writer.failed.as_ref();
         progress.send_if_modified(|p| {
             p.done += taken;
+            p.done_bytes = writer.taken_total;
             let newly_failed = p.failed.is_none() && failed.is_some();
             if newly_failed {
                 p.failed = failed.cloned();
