@@ -1,6 +1,8 @@
 //! Cancel-to-return latency with a sink whose write never completes: 1,000
 //! trials on a multi-thread runtime, real time. Prints p50, p99 and max, and
-//! checks each trial ended `Cancelled` with `abort` called.
+//! checks each trial ended `Cancelled` with `abort` called. Then the same
+//! for a `FileSource` over a pipe whose writer stays silent, on a
+//! current-thread and a multi-thread runtime.
 //!
 //! `cargo run --release -p weir --example cancel_latency [TRIALS]`
 
@@ -86,5 +88,54 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if aborted != trials {
         return Err(format!("abort was called {aborted} times for {trials} trials").into());
     }
+    for (flavor, runtime) in [
+        (
+            "current-thread",
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+        ),
+        (
+            "multi-thread",
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?,
+        ),
+    ] {
+        let latency = runtime.block_on(silent_pipe_trials(trials))?;
+        let us = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
+        println!(
+            "cancel-to-return over {trials} trials (FileSource on a silent pipe, {flavor}): p50 {:.1} us, p99 {:.1} us, max {:.1} us",
+            us(0.5),
+            us(0.99),
+            latency.max() as f64 / 1000.0
+        );
+    }
     Ok(())
+}
+
+/// Cancels ingestions whose source is a pipe nobody writes to.
+async fn silent_pipe_trials(trials: u64) -> Result<Histogram<u64>, String> {
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).map_err(|e| e.to_string())?;
+    for trial in 0..trials {
+        let (reader, writer) = std::io::pipe().map_err(|e| e.to_string())?;
+        let file = std::fs::File::from(std::os::fd::OwnedFd::from(reader));
+        let source = weir::source::FileSource::from_std(file, 64 * 1024).map_err(|e| e.to_string())?;
+        let token = CancellationToken::new();
+        let options = IngestOptions::builder().cancel_token(token.clone()).build();
+        let run = tokio::spawn(ingest(source, weir::NullSink, options));
+        tokio::time::sleep(Duration::from_micros(200 + (trial * 37) % 800)).await;
+        let cancelled_at = Instant::now();
+        token.cancel();
+        let result = run.await.map_err(|e| e.to_string())?;
+        let elapsed = cancelled_at.elapsed();
+        drop(writer);
+        match result {
+            Err(error) if error.kind() == ErrorKind::Cancelled => {}
+            other => return Err(format!("trial {trial}: expected a cancellation, got {other:?}")),
+        }
+        latency
+            .record(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX).max(1))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(latency)
 }

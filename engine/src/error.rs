@@ -44,9 +44,17 @@ pub enum OptionsError {
     /// A zero abort timeout would give up on every abort.
     #[error("abort timeout must be greater than zero")]
     ZeroAbortTimeout,
+    /// A zero finalize timeout would give up on every finalize.
+    #[error("finalize timeout must be greater than zero")]
+    ZeroFinalizeTimeout,
     /// `ingest` was polled outside a Tokio runtime.
     #[error("ingest must run inside a Tokio runtime (with the time driver enabled)")]
     NoRuntime,
+    /// The Tokio runtime has no time driver, which every timeout needs.
+    #[error(
+        "ingest needs the Tokio runtime's time driver: call `enable_time` (or `enable_all`) on the runtime builder"
+    )]
+    NoTimeDriver,
 }
 
 /// Where a panic was caught.
@@ -81,9 +89,11 @@ impl fmt::Display for PanicSite {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Cause {
-    /// The options were refused before any byte moved.
+    /// The options were refused before any byte moved. The message says
+    /// which one; the [`OptionsError`] is the payload, not a separate
+    /// `source()` (it would repeat the same text).
     #[error("invalid options: {0}")]
-    InvalidOptions(#[from] OptionsError),
+    InvalidOptions(OptionsError),
     /// The source yielded an error.
     #[error("source failed after {bytes_read} bytes")]
     Source {
@@ -144,6 +154,19 @@ pub enum Cause {
         #[source]
         error: BoxError,
     },
+    /// `Sink::finalize` did not complete within the finalize timeout; the
+    /// finalize future was dropped and the sink aborted.
+    #[error("sink finalize did not complete within {timeout:?}")]
+    FinalizeTimeout {
+        /// The configured finalize timeout.
+        timeout: Duration,
+    },
+}
+
+impl From<OptionsError> for Cause {
+    fn from(error: OptionsError) -> Self {
+        Self::InvalidOptions(error)
+    }
 }
 
 /// The kind of a [`Cause`], for matching and reporting without the payload.
@@ -170,6 +193,8 @@ pub enum ErrorKind {
     Panic,
     /// See [`Cause::Finalize`].
     Finalize,
+    /// See [`Cause::FinalizeTimeout`].
+    FinalizeTimeout,
 }
 
 impl ErrorKind {
@@ -186,6 +211,7 @@ impl ErrorKind {
             Self::Refused => "refused",
             Self::Panic => "panic",
             Self::Finalize => "finalize",
+            Self::FinalizeTimeout => "finalize_timeout",
         }
     }
 }
@@ -210,6 +236,7 @@ impl Cause {
             Self::Refused => ErrorKind::Refused,
             Self::Panic { .. } => ErrorKind::Panic,
             Self::Finalize { .. } => ErrorKind::Finalize,
+            Self::FinalizeTimeout { .. } => ErrorKind::FinalizeTimeout,
         }
     }
 
@@ -239,8 +266,13 @@ pub enum AbortFailure {
 /// A failed ingestion: the root [`Cause`], the optional secondary
 /// [`AbortFailure`], and the report of what happened up to the failure.
 ///
-/// `Display` prints the cause (and the abort failure, when there is one);
-/// `Error::source` walks into the cause's own error.
+/// `Display` prints the cause (and the abort failure, when there is one).
+/// `Error::source` walks the root cause's own error first (the source's
+/// `io::Error`, the sink's write error, ...). The abort failure is always
+/// [`abort_failure`](Self::abort_failure); it is also the `source` when the
+/// cause has no error of its own (cancellation, timeouts, invalid options,
+/// panics), so that a chain printer shows it. A chain has one line of
+/// descent: when both exist, the root cause's error wins it.
 #[derive(Debug)]
 pub struct IngestError {
     cause: Cause,
@@ -301,7 +333,7 @@ impl fmt::Display for IngestError {
 
 impl std::error::Error for IngestError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        std::error::Error::source(&self.cause)
+        std::error::Error::source(&self.cause).or_else(|| self.abort_failure.as_ref().map(|f| f as _))
     }
 }
 

@@ -8,14 +8,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{FutureExt, Stream, StreamExt};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{AbortFailure, Cause, IngestError, OptionsError, PanicSite, panic_message};
 use crate::in_flight::InFlight;
 use crate::lifecycle::{self, Aborting};
-use crate::options::IngestOptions;
+use crate::options::{DEFAULT_ABORT_TIMEOUT, IngestOptions};
 use crate::report::{AbortReport, IngestReport, Outcome, StageReport, Stats};
 use crate::sink::Sink;
-use crate::stop::{Stop, StopSignal};
+use crate::stop::StopSignal;
 use crate::transform::Pipeline;
 
 /// Moves every byte of `source` through the transforms in `options` into
@@ -36,50 +37,110 @@ use crate::transform::Pipeline;
 ///
 /// An [`IngestError`] whose [`cause`](IngestError::cause) is the first
 /// failure (invalid options, source, transform, write, write timeout,
-/// cancellation, panic in user code, finalize), with the abort's own failure
-/// attached as secondary when `abort` failed too.
+/// cancellation, panic in user code, finalize, finalize timeout), with the
+/// abort's own failure attached as secondary when `abort` failed too.
+/// Every timeout is bounded; a zero timeout is invalid options.
 ///
 /// # Cancel safety
 ///
-/// Not cancel safe: dropping the returned future drops the sink without a
-/// terminal call. Cancel through the options'
+/// Not cancel safe. Cancel through the options'
 /// [`cancel_token`](crate::IngestOptionsBuilder::cancel_token) instead: the
 /// ingestion then stops promptly (without waiting for a hung write) and
 /// aborts the sink. Cancellation after the commit point (every write
 /// acknowledged and `finalize` begun) has no effect.
 ///
+/// Dropping the returned future makes no further call on the sink and drops
+/// it, with whatever call was in progress:
+///
+/// - before the commit point (no `finalize` begun): the sink is dropped
+///   after zero or more writes, with no terminal call; what it had staged is
+///   the sink's to clean up in `Drop` ([`FileSink`](crate::FileSink)
+///   removes its temporary file);
+/// - during `finalize`: the finalize future is dropped midway, and the
+///   outcome is what the sink had done by then. A sink whose commit cannot
+///   be stopped once handed on completes it: [`FileSink`](crate::FileSink)
+///   commits the complete file if its writer thread had the commit
+///   command, and never a partial one;
+/// - during `abort`: the abort future is dropped midway.
+///
 /// # Panics
 ///
 /// Never because of its inputs: panics in the source, transforms and sink
-/// are caught and reported as [`Cause::Panic`]. It needs a Tokio runtime
-/// with the time driver enabled; polled outside any runtime it returns
-/// [`OptionsError::NoRuntime`].
-pub async fn ingest<St, Si>(source: St, mut sink: Si, options: IngestOptions) -> Result<IngestReport, IngestError>
+/// are caught and reported as [`Cause::Panic`]. Polled outside any Tokio
+/// runtime it returns [`OptionsError::NoRuntime`], and on a runtime without
+/// the time driver [`OptionsError::NoTimeDriver`], in both cases before any
+/// byte moves and with the sink aborted (without a timeout: there is no
+/// timer to bound it with).
+pub async fn ingest<St, Si>(source: St, sink: Si, options: IngestOptions) -> Result<IngestReport, IngestError>
 where
     St: Stream<Item = io::Result<Bytes>> + Send,
     Si: Sink,
 {
-    let started = Instant::now();
-    let (running, observer) = lifecycle::new();
-    let mut stats = Stats::new();
+    run(source, sink, options, Membership::None).await
+}
 
-    let in_runtime = tokio::runtime::Handle::try_current().is_ok();
-    let refusal = if !in_runtime {
-        Some(Cause::InvalidOptions(OptionsError::NoRuntime))
-    } else if let Err(error) = options.validate() {
-        Some(Cause::InvalidOptions(error))
-    } else if options.registry.refused {
-        Some(Cause::Refused)
-    } else {
-        None
-    };
-    if let Some(cause) = refusal {
+/// What a [`Registry`](crate::Registry) tells the loop about one ingestion.
+#[derive(Debug)]
+pub(crate) enum Membership {
+    /// Not run through a registry.
+    None,
+    /// Admitted: the registry's shutdown token stops it.
+    Admitted(CancellationToken),
+    /// Refused: the registry is shutting down.
+    Refused,
+}
+
+/// Why the ingestion cannot start, checked before any byte moves. Returns
+/// the cause and whether a timer exists to bound the abort with.
+fn refusal(options: &IngestOptions, membership: &Membership) -> Option<(Cause, bool)> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Some((OptionsError::NoRuntime.into(), false));
+    }
+    if !has_time_driver() {
+        return Some((OptionsError::NoTimeDriver.into(), false));
+    }
+    if let Err(error) = options.validate() {
+        return Some((error.into(), true));
+    }
+    if matches!(membership, Membership::Refused) {
+        return Some((Cause::Refused, true));
+    }
+    None
+}
+
+/// Whether the current runtime has a time driver, which every timeout
+/// needs. Tokio offers no query: creating a timer where there is none
+/// panics, so the probe creates one (never polled, so never registered)
+/// under `catch_unwind`. Only a runtime without timers pays the panic, and
+/// its message goes to the panic hook once per refused ingestion.
+fn has_time_driver() -> bool {
+    catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_ok()
+}
+
+pub(crate) async fn run<St, Si>(
+    source: St,
+    mut sink: Si,
+    options: IngestOptions,
+    membership: Membership,
+) -> Result<IngestReport, IngestError>
+where
+    St: Stream<Item = io::Result<Bytes>> + Send,
+    Si: Sink,
+{
+    let running = lifecycle::new();
+    let mut tally = Tally::new();
+
+    if let Some((cause, timer)) = refusal(&options, &membership) {
         drop(source);
         tracing::debug!(%cause, "refusing to start");
-        // Without a runtime there is no timer to bound the abort with.
-        let timeout = (in_runtime && !options.abort_timeout.is_zero()).then_some(options.abort_timeout);
-        let tally = Tally::new(started, stats, Vec::new(), None);
-        return Err(abort(sink, running.abort(), cause, tally, timeout).await);
+        // Invalid options may hold an invalid abort timeout: the default
+        // bounds the abort then. Without a timer nothing can bound it.
+        let limit = if options.abort_timeout.is_zero() {
+            DEFAULT_ABORT_TIMEOUT
+        } else {
+            options.abort_timeout
+        };
+        return Err(abort(sink, running.abort(), cause, tally, timer.then_some(limit)).await);
     }
 
     let IngestOptions {
@@ -87,17 +148,20 @@ where
         max_in_flight,
         write_timeout,
         abort_timeout,
+        finalize_timeout,
         cancel,
         transforms,
-        registry,
     } = options;
     // Without a registry, a token nobody cancels.
-    let shutdown = registry.shutdown.unwrap_or_default();
+    let shutdown = match membership {
+        Membership::Admitted(token) => token,
+        Membership::None | Membership::Refused => CancellationToken::new(),
+    };
     let mut pipeline = Pipeline::new(source, transforms, chunk_size);
     let mut exhausted = false;
     let mut in_flight = InFlight::new();
     let mut next_chunk: u64 = 0;
-    let mut stop = StopSignal::new(shutdown.clone(), cancel.clone());
+    let mut stop = StopSignal::new(shutdown, cancel);
 
     let failure: Option<Cause> = loop {
         if exhausted && in_flight.is_empty() {
@@ -110,17 +174,9 @@ where
         let may_pull = !exhausted && in_flight.len() < max_in_flight;
         tokio::select! {
             biased;
-            stopped = &mut stop => {
-                // The loop still holds `Running`, so the request is accepted
-                // and the commit point below refuses to pass.
-                let _ = observer.request_cancel();
-                break Some(match stopped {
-                    Stop::Shutdown => Cause::Shutdown,
-                    Stop::Cancelled => Cause::Cancelled,
-                });
-            }
+            stopped = &mut stop => break Some(stopped.into()),
             Some(done) = in_flight.next(), if !in_flight.is_empty() => match done {
-                Ok((bytes, latency)) => stats.record_write(bytes, latency),
+                Ok((bytes, latency)) => tally.stats.record_write(bytes, latency),
                 Err(cause) => break Some(cause),
             },
             item = pipeline.next(), if may_pull => match item {
@@ -131,7 +187,18 @@ where
                         Ok(write) => in_flight.push(write),
                         Err(cause) => break Some(cause),
                     }
-                    stats.peak_in_flight = stats.peak_in_flight.max(in_flight.len());
+                    tally.stats.peak_in_flight = tally.stats.peak_in_flight.max(in_flight.len());
+                    // Most writes complete on their first poll (a fast or a
+                    // write-behind sink): take the outcome now rather than on
+                    // another turn of the loop. A write still pending was
+                    // polled with a no-op waker; the next turn polls it again
+                    // with the task's, before the loop can wait.
+                    if let Some(Some(done)) = in_flight.next().now_or_never() {
+                        match done {
+                            Ok((bytes, latency)) => tally.stats.record_write(bytes, latency),
+                            Err(cause) => break Some(cause),
+                        }
+                    }
                 }
                 Some(Err(cause)) => break Some(cause),
                 None => exhausted = true,
@@ -141,61 +208,42 @@ where
     // No write is polled or started after this point: every outstanding
     // write future is dropped before any terminal call.
     drop(in_flight);
-    stats.bytes_read = pipeline.bytes_read;
-    stats.chunks_read = pipeline.chunks_read;
-    let stages = pipeline.close().await;
+    tally.stats.bytes_read = pipeline.bytes_read;
+    tally.stats.chunks_read = pipeline.chunks_read;
+    tally.stages = pipeline.close().await;
     drop(pipeline);
 
-    if let Some(cause) = failure {
+    // A stop that arrived with the last acknowledgement still wins: the
+    // commit point has not been passed yet.
+    if let Some(cause) = failure.or_else(|| stop.fired().map(Cause::from)) {
         tracing::debug!(%cause, "ingestion failed, aborting the sink");
-        let tally = Tally::new(started, stats, stages, None);
         return Err(abort(sink, running.abort(), cause, tally, Some(abort_timeout)).await);
     }
-    // A cancellation that arrived with the last acknowledgement still wins:
-    // the commit point has not been passed yet.
-    let late_cancel = if shutdown.is_cancelled() {
-        Some(Cause::Shutdown)
-    } else if cancel.is_cancelled() {
-        Some(Cause::Cancelled)
-    } else {
-        None
-    };
-    if let Some(cause) = late_cancel {
-        let tally = Tally::new(started, stats, stages, None);
-        return Err(abort(sink, running.abort(), cause, tally, Some(abort_timeout)).await);
-    }
-    let finalizing = match running.finalize() {
-        Ok(finalizing) => finalizing,
-        Err(aborting) => {
-            let cause = if shutdown.is_cancelled() {
-                Cause::Shutdown
-            } else {
-                Cause::Cancelled
-            };
-            let tally = Tally::new(started, stats, stages, None);
-            return Err(abort(sink, aborting, cause, tally, Some(abort_timeout)).await);
-        }
-    };
+    // The commit point: from here on the tokens have no effect.
+    let finalizing = running.finalize();
+    drop(stop);
 
     let finalize_started = Instant::now();
-    let finalized = guarded(|| sink.finalize()).await;
-    let finalize_duration = Some(finalize_started.elapsed());
+    let finalized = tokio::time::timeout(finalize_timeout, guarded(|| sink.finalize())).await;
+    tally.finalize_duration = Some(finalize_started.elapsed());
     let cause = match finalized {
-        Ok(Ok(())) => {
+        Ok(Ok(Ok(()))) => {
             finalizing.committed();
             drop(sink);
-            let report = stats.into_report(Outcome::Committed, started.elapsed(), stages, finalize_duration, None);
+            let report = tally.into_report(Outcome::Committed, None);
             tracing::debug!(bytes = report.bytes_written, "ingestion committed");
             return Ok(report);
         }
-        Ok(Err(error)) => Cause::Finalize { error },
-        Err(message) => Cause::Panic {
+        Ok(Ok(Err(error))) => Cause::Finalize { error },
+        Ok(Err(message)) => Cause::Panic {
             site: PanicSite::SinkFinalize,
             message,
         },
+        Err(_) => Cause::FinalizeTimeout {
+            timeout: finalize_timeout,
+        },
     };
     tracing::debug!(%cause, "finalize failed, aborting the sink");
-    let tally = Tally::new(started, stats, stages, finalize_duration);
     Err(abort(sink, finalizing.failed(), cause, tally, Some(abort_timeout)).await)
 }
 
@@ -248,7 +296,8 @@ where
         .map_err(|payload| panic_message(payload.as_ref()))
 }
 
-/// The figures of an ended ingestion, for its report.
+/// The figures of an ingestion, gathered as it runs, for its report: one
+/// value per ingestion, handed to whichever terminal path it takes.
 struct Tally {
     started: Instant,
     stats: Stats,
@@ -257,13 +306,23 @@ struct Tally {
 }
 
 impl Tally {
-    fn new(started: Instant, stats: Stats, stages: Vec<StageReport>, finalize_duration: Option<Duration>) -> Self {
+    fn new() -> Self {
         Self {
-            started,
-            stats,
-            stages,
-            finalize_duration,
+            started: Instant::now(),
+            stats: Stats::new(),
+            stages: Vec::new(),
+            finalize_duration: None,
         }
+    }
+
+    fn into_report(self, outcome: Outcome, abort: Option<AbortReport>) -> IngestReport {
+        self.stats.into_report(
+            outcome,
+            self.started.elapsed(),
+            self.stages,
+            self.finalize_duration,
+            abort,
+        )
     }
 }
 
@@ -294,25 +353,13 @@ async fn abort<Si: Sink>(
     if let Some(failure) = &failure {
         tracing::warn!(%cause, %failure, "sink abort failed");
     }
-    let Tally {
-        started,
-        stats,
-        stages,
-        finalize_duration,
-    } = tally;
     let abort_report = AbortReport {
         reason: cause.kind(),
         at,
-        bytes_acknowledged: stats.bytes_written,
+        bytes_acknowledged: tally.stats.bytes_written,
         duration: abort_started.elapsed(),
         clean: failure.is_none(),
     };
-    let report = stats.into_report(
-        Outcome::Aborted(cause.kind()),
-        started.elapsed(),
-        stages,
-        finalize_duration,
-        Some(abort_report),
-    );
+    let report = tally.into_report(Outcome::Aborted(cause.kind()), Some(abort_report));
     IngestError::new(cause, failure, report)
 }

@@ -53,8 +53,6 @@ mod sync;
 mod transform;
 
 #[cfg(all(test, weir_loom))]
-mod loom_lifecycle;
-#[cfg(all(test, weir_loom))]
 mod loom_registry;
 #[cfg(all(test, weir_loom))]
 mod loom_stop;
@@ -67,11 +65,14 @@ struct ReadmeDoctests;
 pub use error::{AbortFailure, BoxError, Cause, ErrorKind, IngestError, OptionsError, PanicSite};
 pub use ingest::ingest;
 pub use options::{
-    DEFAULT_ABORT_TIMEOUT, DEFAULT_CHUNK_SIZE, IngestOptions, IngestOptionsBuilder, MAX_CHUNK_SIZE, MAX_IN_FLIGHT,
+    DEFAULT_ABORT_TIMEOUT, DEFAULT_CHUNK_SIZE, DEFAULT_FINALIZE_TIMEOUT, IngestOptions, IngestOptionsBuilder,
+    MAX_CHUNK_SIZE, MAX_IN_FLIGHT,
 };
 pub use registry::{Registry, ShutdownSummary};
 pub use report::{AbortReport, IngestReport, LatencySummary, Outcome, StageReport};
 pub use sink::{BoxSink, DynSink, Sink};
-pub use sinks::{FileSink, MemoryHandle, MemorySink, NullSink, WRITE_BEHIND};
+pub use sinks::{
+    FileSink, FileSinkError, MemoryHandle, MemorySink, NullSink, WRITE_BEHIND, WRITE_BEHIND_BYTES, WriterSink,
+};
 pub use tokio_util::sync::CancellationToken;
 pub use transform::Transform;

@@ -17,6 +17,10 @@ pub const MAX_CHUNK_SIZE: usize = 256 * 1024 * 1024;
 pub const MAX_IN_FLIGHT: usize = 4096;
 /// Default time `abort` may take before it is reported as timed out.
 pub const DEFAULT_ABORT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time `finalize` may take before the ingestion gives up on it and
+/// aborts the sink: 5 minutes, room for the fsync of a large file on a slow
+/// disk or an object store's multipart completion.
+pub const DEFAULT_FINALIZE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// How one ingestion runs. Build with [`IngestOptions::builder`].
 ///
@@ -24,23 +28,20 @@ pub const DEFAULT_ABORT_TIMEOUT: Duration = Duration::from_secs(30);
 /// validates the options first and, when they are invalid, closes the source,
 /// aborts the sink and returns [`Cause::InvalidOptions`](crate::Cause).
 /// [`IngestOptions::validate`] runs the same check up front.
+///
+/// Every timeout is bounded: a zero timeout is refused as invalid options
+/// (it would fail every write, finalize or abort at once), never read as
+/// "no limit". When the options are refused, the sink's abort is bounded by
+/// the abort timeout given, or by [`DEFAULT_ABORT_TIMEOUT`] when that one is
+/// itself invalid.
 pub struct IngestOptions {
     pub(crate) chunk_size: usize,
     pub(crate) max_in_flight: usize,
     pub(crate) write_timeout: Option<Duration>,
     pub(crate) abort_timeout: Duration,
+    pub(crate) finalize_timeout: Duration,
     pub(crate) cancel: CancellationToken,
     pub(crate) transforms: Vec<Box<dyn Transform>>,
-    /// Set by a [`Registry`](crate::Registry): its shutdown token, and
-    /// whether it refused the ingestion.
-    pub(crate) registry: RegistryLink,
-}
-
-/// What a registry tells the loop about one ingestion.
-#[derive(Debug, Default)]
-pub(crate) struct RegistryLink {
-    pub(crate) shutdown: Option<CancellationToken>,
-    pub(crate) refused: bool,
 }
 
 impl Default for IngestOptions {
@@ -50,9 +51,9 @@ impl Default for IngestOptions {
             max_in_flight: 1,
             write_timeout: None,
             abort_timeout: DEFAULT_ABORT_TIMEOUT,
+            finalize_timeout: DEFAULT_FINALIZE_TIMEOUT,
             cancel: CancellationToken::new(),
             transforms: Vec::new(),
-            registry: RegistryLink::default(),
         }
     }
 }
@@ -64,6 +65,7 @@ impl fmt::Debug for IngestOptions {
             .field("max_in_flight", &self.max_in_flight)
             .field("write_timeout", &self.write_timeout)
             .field("abort_timeout", &self.abort_timeout)
+            .field("finalize_timeout", &self.finalize_timeout)
             .field("cancelled", &self.cancel.is_cancelled())
             .field(
                 "transforms",
@@ -75,8 +77,8 @@ impl fmt::Debug for IngestOptions {
 
 impl IngestOptions {
     /// A builder starting from the defaults: 64 KiB chunks, one write in
-    /// flight, no write timeout, a 30 s abort timeout, a fresh token, no
-    /// transforms.
+    /// flight, no write timeout, a 30 s abort timeout, a 5 min finalize
+    /// timeout, a fresh token, no transforms.
     pub fn builder() -> IngestOptionsBuilder {
         IngestOptionsBuilder {
             options: Self::default(),
@@ -113,6 +115,9 @@ impl IngestOptions {
         if self.abort_timeout.is_zero() {
             return Err(OptionsError::ZeroAbortTimeout);
         }
+        if self.finalize_timeout.is_zero() {
+            return Err(OptionsError::ZeroFinalizeTimeout);
+        }
         Ok(())
     }
 
@@ -135,6 +140,11 @@ impl IngestOptions {
     /// How long `abort` may take before it is given up on.
     pub fn abort_timeout(&self) -> Duration {
         self.abort_timeout
+    }
+
+    /// How long `finalize` may take before the ingestion gives up on it.
+    pub fn finalize_timeout(&self) -> Duration {
+        self.finalize_timeout
     }
 
     /// The token that cancels this ingestion.
@@ -178,8 +188,21 @@ impl IngestOptionsBuilder {
 
     /// How long `abort` may take before the ingestion gives up on it and
     /// reports [`AbortFailure::TimedOut`](crate::AbortFailure) (default 30 s).
+    /// Zero is invalid: every abort is bounded.
     pub fn abort_timeout(mut self, timeout: Duration) -> Self {
         self.options.abort_timeout = timeout;
+        self
+    }
+
+    /// How long `finalize` may take (default 5 min) before the ingestion
+    /// fails with [`Cause::FinalizeTimeout`](crate::Cause) and aborts the
+    /// sink; the hung finalize future is dropped. Zero is invalid.
+    ///
+    /// The timeout does not undo what a sink's finalize already started: a
+    /// sink whose commit cannot be stopped midway reports from `abort` that
+    /// it had committed (see [`FileSink`](crate::FileSink)).
+    pub fn finalize_timeout(mut self, timeout: Duration) -> Self {
+        self.options.finalize_timeout = timeout;
         self
     }
 
@@ -242,6 +265,10 @@ mod tests {
             (
                 IngestOptions::builder().abort_timeout(Duration::ZERO),
                 OptionsError::ZeroAbortTimeout,
+            ),
+            (
+                IngestOptions::builder().finalize_timeout(Duration::ZERO),
+                OptionsError::ZeroFinalizeTimeout,
             ),
         ];
         for (builder, expected) in cases {

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{ErrorKind, IngestError};
-use crate::ingest::ingest;
+use crate::ingest::{Membership, run};
 use crate::options::IngestOptions;
 use crate::report::IngestReport;
 use crate::sink::Sink;
@@ -170,7 +170,7 @@ impl Registry {
         }
     }
 
-    /// Runs [`ingest`] as a member of this registry, or refuses it when the
+    /// Runs [`ingest`](crate::ingest()) as a member of this registry, or refuses it when the
     /// registry is shutting down (the source is dropped and the sink aborted
     /// with [`Cause::Refused`](crate::Cause), like invalid options).
     ///
@@ -181,17 +181,17 @@ impl Registry {
     ///
     /// # Errors
     ///
-    /// As [`ingest`], plus `Refused` and `Shutdown`.
+    /// As [`ingest`](crate::ingest()), plus `Refused` and `Shutdown`.
     ///
     /// # Cancel safety
     ///
-    /// As [`ingest`]: not cancel safe; cancel through the options' token.
+    /// As [`ingest`](crate::ingest()): not cancel safe; cancel through the options' token.
     /// Dropping the future still counts the ingestion as ended.
     pub fn ingest<St, Si>(
         &self,
         source: St,
         sink: Si,
-        mut options: IngestOptions,
+        options: IngestOptions,
     ) -> impl Future<Output = Result<IngestReport, IngestError>> + use<St, Si>
     where
         St: Stream<Item = io::Result<Bytes>> + Send,
@@ -201,12 +201,12 @@ impl Registry {
             inner: std::sync::Arc::clone(&self.inner),
             ended: Ended::Failed,
         });
-        match &admission {
-            Some(_) => options.registry.shutdown = Some(self.inner.shutdown.clone()),
-            None => options.registry.refused = true,
-        }
+        let membership = match &admission {
+            Some(_) => Membership::Admitted(self.inner.shutdown.clone()),
+            None => Membership::Refused,
+        };
         async move {
-            let result = ingest(source, sink, options).await;
+            let result = run(source, sink, options, membership).await;
             if let Some(mut admission) = admission {
                 admission.ended = match &result {
                     Ok(_) => Ended::Committed,

@@ -14,6 +14,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::error::Cause;
 use crate::sync::{AtomicBool, AtomicWaker, Ordering};
 
 /// Why the loop was told to stop.
@@ -25,10 +26,36 @@ pub(crate) enum Stop {
     Cancelled,
 }
 
+impl Stop {
+    /// The one place that says which stop wins: a shutdown beats the
+    /// caller's cancellation when both have fired.
+    fn of(shutdown: &CancellationToken, cancel: &CancellationToken) -> Option<Self> {
+        if shutdown.is_cancelled() {
+            Some(Self::Shutdown)
+        } else if cancel.is_cancelled() {
+            Some(Self::Cancelled)
+        } else {
+            None
+        }
+    }
+}
+
+impl From<Stop> for Cause {
+    fn from(stop: Stop) -> Self {
+        match stop {
+            Stop::Shutdown => Self::Shutdown,
+            Stop::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
 /// Resolves once `shutdown` or `cancel` is cancelled (shutdown wins a tie).
 pub(crate) struct StopSignal {
-    inner: Pin<Box<dyn Future<Output = Stop> + Send>>,
+    /// Resolves when either token has fired.
+    inner: Pin<Box<dyn Future<Output = ()> + Send>>,
     gate: Arc<Gate>,
+    shutdown: CancellationToken,
+    cancel: CancellationToken,
 }
 
 /// Between the inner futures and the loop's task: their waker sets the
@@ -88,11 +115,11 @@ impl Wake for Gate {
 
 impl StopSignal {
     pub(crate) fn new(shutdown: CancellationToken, cancel: CancellationToken) -> Self {
+        let (watched_shutdown, watched_cancel) = (shutdown.clone(), cancel.clone());
         let inner = Box::pin(async move {
             tokio::select! {
-                biased;
-                () = shutdown.cancelled() => Stop::Shutdown,
-                () = cancel.cancelled() => Stop::Cancelled,
+                () = watched_shutdown.cancelled() => {}
+                () = watched_cancel.cancelled() => {}
             }
         });
         Self {
@@ -100,7 +127,15 @@ impl StopSignal {
             // The first poll must reach the tokens (they may be cancelled
             // already).
             gate: Arc::new(Gate::woken()),
+            shutdown,
+            cancel,
         }
+    }
+
+    /// Whether a stop has fired by now, without waiting: the loop's last
+    /// look before its commit point.
+    pub(crate) fn fired(&self) -> Option<Stop> {
+        Stop::of(&self.shutdown, &self.cancel)
     }
 }
 
@@ -113,7 +148,11 @@ impl Future for StopSignal {
             return Poll::Pending;
         }
         let waker = Waker::from(Arc::clone(&this.gate));
-        this.inner.as_mut().poll(&mut Context::from_waker(&waker))
+        match this.inner.as_mut().poll(&mut Context::from_waker(&waker)) {
+            // A fired token stays fired: `fired` sees it, and decides which.
+            Poll::Ready(()) => Poll::Ready(this.fired().unwrap_or(Stop::Cancelled)),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 

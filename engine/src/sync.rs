@@ -1,18 +1,18 @@
-//! Atomics, `Arc`, `Mutex` and `AtomicWaker`, from `loom` when model
+//! Atomics, `Mutex` and `AtomicWaker`, from `loom` when model
 //! checking (`--cfg weir_loom`), from `std` and `futures-util` otherwise.
 
 #[cfg(weir_loom)]
 pub(crate) use loom::future::AtomicWaker;
 #[cfg(weir_loom)]
 pub(crate) use loom::sync::{
-    Arc, Mutex,
-    atomic::{AtomicBool, AtomicU8, Ordering},
+    Mutex,
+    atomic::{AtomicBool, Ordering},
 };
 
 #[cfg(not(weir_loom))]
 pub(crate) use std::sync::{
-    Arc, Mutex,
-    atomic::{AtomicBool, AtomicU8, Ordering},
+    Mutex,
+    atomic::{AtomicBool, Ordering},
 };
 
 /// `futures-util`'s `AtomicWaker` under loom's name for registering by

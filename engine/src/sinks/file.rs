@@ -1,29 +1,44 @@
 //! `FileSink`: writes to a temporary file beside the target and renames it
 //! over the target on commit, so the target never holds a partial file.
 
+use std::collections::VecDeque;
+use std::fmt;
 use std::fs::File;
 use std::future::Future;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use tempfile::NamedTempFile;
 use tokio::sync::{oneshot, watch};
 
 use crate::error::{BoxError, Cause};
 use crate::sink::Sink;
 
-type Ack = oneshot::Sender<io::Result<()>>;
+type Ack = oneshot::Sender<Result<(), FileSinkError>>;
 
 /// Writes a `FileSink` accepts ahead of the disk: a write is acknowledged
 /// once at most this many writes (itself included) are still queued.
 pub const WRITE_BEHIND: u64 = 8;
 
+/// Bytes a `FileSink` accepts ahead of the disk whatever the chunk count:
+/// a write is also acknowledged once at most this many bytes (its own
+/// included) are still queued, so that small chunks do not wait for the
+/// writer thread every [`WRITE_BEHIND`] chunks.
+pub const WRITE_BEHIND_BYTES: u64 = 512 * 1024;
+
 /// Acknowledgements are released in groups of this many, so the writer
 /// thread wakes the ingestion once per group rather than once per write.
 const ACK_BATCH: u64 = 4;
+
+/// Chunks smaller than this are gathered into one buffer of this size and
+/// written together; larger ones are written as they are.
+const COALESCE: usize = 64 * 1024;
+
+/// The suffix of every temporary file (`.<name>.<random>.weir-tmp`).
+const TEMP_SUFFIX: &str = ".weir-tmp";
 
 enum Command {
     Write(Bytes),
@@ -34,10 +49,132 @@ enum Command {
 /// What the writer thread has done, published to the write futures.
 #[derive(Debug, Default)]
 struct Progress {
-    /// Writes taken off the queue (written, or skipped after a failure).
+    /// Writes taken off the queue (written, gathered, or skipped after a
+    /// failure).
     done: u64,
+    /// Their bytes.
+    done_bytes: u64,
     /// The first write failure.
-    failed: Option<(io::ErrorKind, String)>,
+    failed: Option<FileSinkError>,
+}
+
+/// What a [`FileSink`] was doing when it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    CreateTemp,
+    Write,
+    RefuseCommit,
+    Sync,
+    Rename,
+    WriterGone,
+    CommittedBeforeAbort,
+    Remove,
+}
+
+/// A [`FileSink`] failure: it names the target, the step, and for a failed
+/// write the first chunk that did not reach the file and how many bytes the
+/// temporary file really holds. The original `io::Error` (with its
+/// [`raw_os_error`](io::Error::raw_os_error)) is kept as the
+/// [`source`](std::error::Error::source), not rebuilt.
+///
+/// `FileSink`'s write, finalize and abort futures fail with this error
+/// (boxed); [`FileSink::create`] returns an `io::Error` of the same kind
+/// that carries it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let error = weir::FileSink::create("/no/such/dir/out.bin").unwrap_err();
+/// assert_eq!(error.kind(), std::io::ErrorKind::NotFound);
+/// let detail = error.get_ref().and_then(|e| e.downcast_ref::<weir::FileSinkError>()).unwrap();
+/// assert_eq!(detail.target(), std::path::Path::new("/no/such/dir/out.bin"));
+/// assert!(error.to_string().contains("/no/such/dir/out.bin"));
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct FileSinkError {
+    target: PathBuf,
+    step: Step,
+    chunk: Option<u64>,
+    bytes_in_file: Option<u64>,
+    error: Option<Arc<io::Error>>,
+}
+
+impl FileSinkError {
+    fn new(target: &Path, step: Step, error: Option<io::Error>) -> Self {
+        Self {
+            target: target.to_path_buf(),
+            step,
+            chunk: None,
+            bytes_in_file: None,
+            error: error.map(Arc::new),
+        }
+    }
+
+    /// The path the sink commits to.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// For a failed write: the zero-based index of the first chunk that did
+    /// not reach the file. The write that *reported* it may be a later one
+    /// (the sink writes behind its acknowledgements).
+    pub fn chunk(&self) -> Option<u64> {
+        self.chunk
+    }
+
+    /// For a failed write: the bytes the temporary file really holds, which
+    /// may be fewer than the bytes the sink acknowledged.
+    pub fn bytes_in_file(&self) -> Option<u64> {
+        self.bytes_in_file
+    }
+
+    /// The operating system's error, as it was returned (so
+    /// [`raw_os_error`](io::Error::raw_os_error) still works), when there was
+    /// one.
+    pub fn io_error(&self) -> Option<&io::Error> {
+        self.error.as_deref()
+    }
+
+    /// The kind of the operating system's error (`Other` without one).
+    pub fn kind(&self) -> io::ErrorKind {
+        self.error.as_ref().map_or(io::ErrorKind::Other, |e| e.kind())
+    }
+
+    fn into_io(self) -> io::Error {
+        io::Error::new(self.kind(), self)
+    }
+}
+
+impl fmt::Display for FileSinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "file sink {}: ", self.target.display())?;
+        let chunk = self
+            .chunk
+            .map_or_else(|| "a chunk".to_owned(), |c| format!("chunk {c}"));
+        match self.step {
+            Step::CreateTemp => f.write_str("creating the temporary file beside the target failed"),
+            Step::Write => write!(
+                f,
+                "writing {chunk} to the temporary file failed ({} bytes reached it)",
+                self.bytes_in_file.unwrap_or(0)
+            ),
+            Step::RefuseCommit => write!(f, "not committing: writing {chunk} had failed"),
+            Step::Sync => f.write_str("syncing the temporary file failed"),
+            Step::Rename => f.write_str("renaming the temporary file onto the target failed"),
+            Step::WriterGone => f.write_str("the writer thread is gone"),
+            Step::CommittedBeforeAbort => {
+                f.write_str("the commit had completed before the abort: the target holds the new file")
+            }
+            Step::Remove => f.write_str("removing the temporary file failed"),
+        }
+    }
+}
+
+impl std::error::Error for FileSinkError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.as_deref().map(|e| e as _)
+    }
 }
 
 /// Writes to a temporary file in the target's directory; `finalize` flushes,
@@ -48,28 +185,49 @@ struct Progress {
 /// The writes run on a thread the sink owns, in the order they were
 /// issued, write-behind: a write is acknowledged (`Ok`: the sink has taken
 /// responsibility for it) once at most [`WRITE_BEHIND`] writes are queued
-/// ahead of the disk, so reading, the engine and writing all overlap, and
-/// memory stays bounded by the in-flight writes plus [`WRITE_BEHIND`]
-/// chunks. A failed disk write fails a later write, or `finalize`; nothing
-/// is committed after one. The thread ends on the terminal call; if the
-/// sink is dropped without one, the thread removes the temporary file on its
-/// own.
+/// ahead of the disk (or at most [`WRITE_BEHIND_BYTES`], for small chunks),
+/// so reading, the engine and writing all overlap, and memory stays bounded
+/// by the in-flight writes plus [`WRITE_BEHIND`] chunks or
+/// [`WRITE_BEHIND_BYTES`], whichever is more. Chunks under 64 KiB are gathered and written 64 KiB at a time
+/// (or when the queue runs dry), so small chunks do not cost one `write(2)`
+/// each.
+///
+/// A failed disk write fails a later write, or `finalize`, with a
+/// [`FileSinkError`] naming the first chunk that did not reach the file;
+/// nothing is committed after one. The thread ends on the terminal call,
+/// which joins it: when `finalize` or `abort` returns, the thread is gone.
+/// If the sink is dropped without a terminal call, the thread removes the
+/// temporary file and ends on its own; if it is dropped during `finalize`
+/// (the ingestion's future dropped, or its finalize timeout), the commit
+/// already handed to the thread completes, and a later `abort` reports
+/// [that it came too late](FileSinkError).
+///
+/// The temporary file is locked (`flock`) by its writer for its whole life,
+/// which is what lets [`FileSink::sweep_stale`] remove the ones a killed
+/// process left behind without touching a live one.
 #[derive(Debug)]
 pub struct FileSink {
     target: PathBuf,
     commands: Option<mpsc::Sender<Command>>,
     progress: watch::Receiver<Progress>,
     issued: u64,
+    issued_bytes: u64,
+    /// The commit's acknowledgement while a `finalize` waits for it; kept
+    /// here so that an abort after a dropped finalize learns how it ended.
+    commit: Option<oneshot::Receiver<Result<(), FileSinkError>>>,
+    worker: Option<thread::JoinHandle<()>>,
 }
 
 impl FileSink {
     /// Creates the temporary file beside `target` (named
-    /// `.<name>.<random>.weir-tmp`) and starts the writer thread.
+    /// `.<name>.<random>.weir-tmp`, mode 0600), locks it, and starts the
+    /// writer thread.
     ///
     /// # Errors
     ///
     /// When `target` has no file name, or the temporary file or the thread
-    /// cannot be created.
+    /// cannot be created. The error has the kind of the operating system's
+    /// error and carries a [`FileSinkError`] naming the target.
     pub fn create(target: impl AsRef<Path>) -> io::Result<Self> {
         let target = target.as_ref().to_path_buf();
         let name = target.file_name().ok_or_else(|| {
@@ -82,23 +240,24 @@ impl FileSink {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let temp = tempfile::Builder::new()
-            .prefix(&format!(".{}.", name.to_string_lossy()))
-            .suffix(".weir-tmp")
-            .tempfile_in(&dir)?;
+        let failed = |error| FileSinkError::new(&target, Step::CreateTemp, Some(error)).into_io();
+        let (file, temp) = create_temp(&dir, &name.to_string_lossy()).map_err(failed)?;
+        lock::hold(&file).map_err(failed)?;
         let (commands, inbox) = mpsc::channel();
         let (report, progress) = watch::channel(Progress::default());
         let worker_target = target.clone();
-        // Detached: it ends on the terminal command, or when the queue
-        // closes.
-        thread::Builder::new()
+        let worker = thread::Builder::new()
             .name("weir-file-sink".to_owned())
-            .spawn(move || run_worker(temp, worker_target, dir, inbox, &report))?;
+            .spawn(move || run_worker(file, temp, &worker_target, &dir, &inbox, &report))
+            .map_err(failed)?;
         Ok(Self {
             target,
             commands: Some(commands),
             progress,
             issued: 0,
+            issued_bytes: 0,
+            commit: None,
+            worker: Some(worker),
         })
     }
 
@@ -107,10 +266,71 @@ impl FileSink {
         &self.target
     }
 
-    fn send(&self, command: impl FnOnce(Ack) -> Command) -> oneshot::Receiver<io::Result<()>> {
+    /// Removes the temporary files in `dir` that no live `FileSink` is
+    /// writing (left by a process that was killed) and whose last change is
+    /// older than `older_than`; returns their paths.
+    ///
+    /// A live sink holds an exclusive `flock` on its temporary file from
+    /// right after creating it until it ends, and the kernel drops the lock
+    /// with the process, so a file whose lock can be taken has no writer.
+    /// `older_than` covers the moment between a sink creating its file and
+    /// locking it: anything of a second or more is safe; minutes are usual.
+    /// Files of other programs are never touched: only names of the form
+    /// `.<name>.<random>.weir-tmp` are considered.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let dir = tempfile::tempdir()?;
+    /// let live = weir::FileSink::create(dir.path().join("out.bin"))?;
+    /// let removed = weir::FileSink::sweep_stale(dir.path(), std::time::Duration::ZERO)?;
+    /// assert!(removed.is_empty(), "a live sink's file is never swept");
+    /// # drop(live);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// When `dir` cannot be read. A file that vanishes or cannot be
+    /// inspected meanwhile is skipped.
+    pub fn sweep_stale(dir: impl AsRef<Path>, older_than: Duration) -> io::Result<Vec<PathBuf>> {
+        let now = SystemTime::now();
+        let mut removed = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let Ok(entry) = entry else { continue };
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !(name.starts_with('.') && name.ends_with(TEMP_SUFFIX)) {
+                continue;
+            }
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            let age = meta.modified().ok().and_then(|m| now.duration_since(m).ok());
+            if !meta.is_file() || age.is_none_or(|age| age < older_than) {
+                continue;
+            }
+            let Ok(file) = File::open(&path) else { continue };
+            // Held by a live writer: not stale.
+            if !lock::try_take(&file) {
+                continue;
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "removed a stale temporary file");
+                    removed.push(path);
+                }
+                Err(error) => {
+                    tracing::debug!(%error, path = %path.display(), "could not remove a stale temporary file")
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    fn send(&self, command: impl FnOnce(Ack) -> Command) -> oneshot::Receiver<Result<(), FileSinkError>> {
         let (ack, done) = oneshot::channel();
         if let Some(commands) = &self.commands {
-            // A send error drops the ack, which the receiver reports below.
+            // A send error drops the ack, which the receiver reports.
             let _ = commands.send(command(ack));
         }
         done
@@ -123,59 +343,120 @@ impl FileSink {
             .is_some_and(|commands| commands.send(Command::Write(chunk)).is_ok())
     }
 
-    /// Closes the queue after the terminal acknowledgement. The worker
-    /// sends that acknowledgement only after closing (and, on abort,
-    /// removing) the temporary file, so no descriptor is left behind; the
-    /// thread is then only returning from its function. It is detached
-    /// rather than joined, so that no runtime worker blocks on an exiting
-    /// thread.
-    fn release_worker(&mut self) {
+    fn gone(&self) -> FileSinkError {
+        FileSinkError::new(&self.target, Step::WriterGone, None)
+    }
+
+    /// Closes the queue after the terminal acknowledgement and waits for the
+    /// thread to end, without blocking the runtime's worker: the worker
+    /// sends that acknowledgement as its last act (after closing and, on
+    /// abort, removing the temporary file), so only its return is left.
+    async fn release_worker(&mut self) {
         self.commands = None;
+        if let Some(worker) = self.worker.take() {
+            while !worker.is_finished() {
+                tokio::task::yield_now().await;
+            }
+            // Finished: the join only collects it.
+            let _ = worker.join();
+        }
     }
 }
 
-async fn acknowledged(done: oneshot::Receiver<io::Result<()>>) -> Result<(), BoxError> {
-    match done.await {
-        Ok(result) => result.map_err(Into::into),
-        Err(_) => Err("file sink writer thread is gone".into()),
+/// Creates `.<name>.<random>.weir-tmp` in `dir` (mode 0600 on Unix), and
+/// the path guard that removes it unless it is kept. Done here rather than
+/// by `tempfile`'s builder, whose errors wrap the operating system's error
+/// (losing its `raw_os_error`) and name the random path.
+fn create_temp(dir: &Path, name: &str) -> io::Result<(File, tempfile::TempPath)> {
+    use std::hash::{BuildHasher, Hasher};
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
+    for attempt in 0..16u32 {
+        let mut hasher = std::hash::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher.write_u32(attempt);
+        hasher.write_u128(
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos(),
+        );
+        let path = dir.join(format!(
+            ".{name}.{:012x}{TEMP_SUFFIX}",
+            hasher.finish() & 0xffff_ffff_ffff
+        ));
+        match options.open(&path) {
+            Ok(file) => return Ok((file, tempfile::TempPath::try_from_path(path)?)),
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => last = error,
+            Err(error) => return Err(error),
+        }
     }
+    Err(last)
+}
+
+async fn acknowledged(
+    done: oneshot::Receiver<Result<(), FileSinkError>>,
+    gone: FileSinkError,
+) -> Result<(), FileSinkError> {
+    done.await.unwrap_or(Err(gone))
 }
 
 impl Sink for FileSink {
     fn write(&mut self, chunk: Bytes) -> impl Future<Output = Result<(), BoxError>> + Send + use<> {
         let index = self.issued;
         self.issued += 1;
+        self.issued_bytes += chunk.len() as u64;
+        let needed_bytes = self.issued_bytes.saturating_sub(WRITE_BEHIND_BYTES);
         let queued = self.queue(chunk);
         let mut progress = self.progress.clone();
+        let gone = self.gone();
         // Acknowledged once at most WRITE_BEHIND writes, this one included,
-        // are still waiting for the disk; rounded up to a whole group, which
-        // is when the writer thread sends a wake-up.
+        // are still waiting for the disk (rounded up to a whole group, which
+        // is when the writer thread sends a wake-up), or at most
+        // WRITE_BEHIND_BYTES bytes.
         let needed = (index + 1).saturating_sub(WRITE_BEHIND).next_multiple_of(ACK_BATCH);
         async move {
             if !queued {
-                return Err("file sink writer thread is gone".into());
+                return Err(gone.into());
             }
-            let state = progress
-                .wait_for(|p| p.failed.is_some() || p.done >= needed)
+            let Ok(state) = progress
+                .wait_for(|p| p.failed.is_some() || p.done >= needed || p.done_bytes >= needed_bytes)
                 .await
-                .map_err(|_| "file sink writer thread is gone")?;
+            else {
+                return Err(gone.into());
+            };
             match &state.failed {
-                Some((kind, message)) => Err(io::Error::new(*kind, message.clone()).into()),
+                Some(error) => Err(error.clone().into()),
                 None => Ok(()),
             }
         }
     }
 
     async fn finalize(&mut self) -> Result<(), BoxError> {
-        acknowledged(self.send(Command::Commit)).await?;
-        self.release_worker();
+        let done = self.send(Command::Commit);
+        let gone = self.gone();
+        let commit = self.commit.insert(done);
+        let result = commit.await.unwrap_or(Err(gone));
+        self.commit = None;
+        result?;
+        self.release_worker().await;
         Ok(())
     }
 
     async fn abort(mut self, _cause: &Cause) -> Result<(), BoxError> {
-        let result = acknowledged(self.send(Command::Discard)).await;
-        self.release_worker();
-        result
+        // A finalize that was given up on may still have committed.
+        if let Some(commit) = self.commit.take()
+            && let Ok(Ok(())) = commit.await
+        {
+            self.release_worker().await;
+            return Err(FileSinkError::new(&self.target, Step::CommittedBeforeAbort, None).into());
+        }
+        let result = acknowledged(self.send(Command::Discard), self.gone()).await;
+        self.release_worker().await;
+        result.map_err(Into::into)
     }
 }
 
@@ -187,75 +468,216 @@ impl Drop for FileSink {
     }
 }
 
-fn run_worker(
-    temp: NamedTempFile,
+/// The write path of the worker: gathers small chunks, writes, and keeps
+/// track of which chunk a failure hit and how many bytes reached the file.
+struct Writer<W> {
+    out: W,
     target: PathBuf,
-    dir: PathBuf,
-    inbox: mpsc::Receiver<Command>,
-    progress: &watch::Sender<Progress>,
-) {
-    let mut temp = Some(temp);
-    let mut failed: Option<io::ErrorKind> = None;
-    for command in inbox {
-        match command {
-            Command::Write(chunk) => {
-                let result = match (failed, temp.as_mut()) {
-                    (Some(_), _) => Ok(()), // already failed: skip, nothing will be committed
-                    (None, Some(file)) => file.as_file_mut().write_all(&chunk),
-                    (None, None) => Err(io::Error::other("the temporary file is gone")),
-                };
-                drop(chunk);
-                // Publish every write, but wake waiters only when a group is
-                // complete (the only counts they wait for) or on a failure.
-                progress.send_if_modified(|p| {
-                    p.done += 1;
-                    if let Err(error) = &result
-                        && p.failed.is_none()
-                    {
-                        p.failed = Some((error.kind(), format!("writing the temporary file failed: {error}")));
-                        return true;
-                    }
-                    p.done % ACK_BATCH == 0
-                });
-                if let Err(error) = result {
-                    failed = Some(error.kind());
-                }
+    /// Small chunks gathered for one write.
+    pending: Vec<u8>,
+    /// Chunks not yet wholly in the file: (index, file offset of their end).
+    unwritten: VecDeque<(u64, u64)>,
+    /// Bytes the file holds.
+    in_file: u64,
+    /// Bytes handed to the writer before a failure (the file offsets).
+    taken: u64,
+    /// Bytes handed to the writer, failure or not.
+    taken_total: u64,
+    next_index: u64,
+    failed: Option<FileSinkError>,
+}
+
+impl<W: Write> Writer<W> {
+    fn new(out: W, target: &Path) -> Self {
+        Self {
+            out,
+            target: target.to_path_buf(),
+            pending: Vec::new(),
+            unwritten: VecDeque::new(),
+            in_file: 0,
+            taken: 0,
+            taken_total: 0,
+            next_index: 0,
+            failed: None,
+        }
+    }
+
+    /// Takes one chunk: gathers it, or writes it as it is when it is large.
+    /// After a failure, chunks are counted and skipped.
+    fn push(&mut self, chunk: &[u8]) {
+        let index = self.next_index;
+        self.next_index += 1;
+        self.taken_total += chunk.len() as u64;
+        if self.failed.is_some() {
+            return;
+        }
+        self.taken += chunk.len() as u64;
+        self.unwritten.push_back((index, self.taken));
+        if chunk.len() >= COALESCE {
+            self.flush();
+            if self.failed.is_none() {
+                self.write_out(chunk);
             }
-            Command::Commit(ack) => {
-                let result = match (failed, temp.take()) {
-                    (Some(kind), file) => {
-                        temp = file;
-                        Err(io::Error::new(kind, "refusing to commit after a failed write"))
-                    }
-                    (None, Some(file)) => commit(file, &target, &dir).map_err(|(file, error)| {
-                        temp = file;
-                        error
-                    }),
-                    (None, None) => Err(io::Error::other("the temporary file is gone")),
-                };
-                let committed = result.is_ok();
-                let _ = ack.send(result);
-                if committed {
+            return;
+        }
+        if self.pending.capacity() == 0 {
+            self.pending.reserve_exact(COALESCE);
+        }
+        self.pending.extend_from_slice(chunk);
+        if self.pending.len() >= COALESCE {
+            self.flush();
+        }
+    }
+
+    /// Writes what is gathered.
+    fn flush(&mut self) {
+        if self.pending.is_empty() || self.failed.is_some() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        self.write_out(&pending);
+        self.pending = pending;
+        self.pending.clear();
+    }
+
+    fn write_out(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            match self.out.write(data) {
+                Ok(0) => {
+                    self.fail(io::ErrorKind::WriteZero.into());
+                    return;
+                }
+                Ok(n) => {
+                    self.in_file += n as u64;
+                    data = &data[n..];
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    self.fail(error);
                     return;
                 }
             }
+        }
+        self.settle();
+    }
+
+    /// Forgets the chunks that are wholly in the file.
+    fn settle(&mut self) {
+        while self.unwritten.front().is_some_and(|&(_, end)| end <= self.in_file) {
+            self.unwritten.pop_front();
+        }
+    }
+
+    fn fail(&mut self, error: io::Error) {
+        self.settle();
+        let mut failure = FileSinkError::new(&self.target, Step::Write, Some(error));
+        failure.chunk = self.unwritten.front().map(|&(index, _)| index);
+        failure.bytes_in_file = Some(self.in_file);
+        tracing::warn!(%failure, "file sink write failed");
+        self.failed = Some(failure);
+        self.pending.clear();
+    }
+}
+
+fn run_worker(
+    file: File,
+    path: tempfile::TempPath,
+    target: &Path,
+    dir: &Path,
+    inbox: &mpsc::Receiver<Command>,
+    progress: &watch::Sender<Progress>,
+) {
+    let mut writer = Writer::new(file, target);
+    // Removes the temporary file unless it was committed.
+    let mut path = Some(path);
+    // Taken off the queue and not yet published.
+    let mut unpublished: u64 = 0;
+    let publish = |writer: &Writer<File>, unpublished: &mut u64| {
+        let taken = std::mem::take(unpublished);
+        let failed = writer.failed.as_ref();
+        progress.send_if_modified(|p| {
+            p.done += taken;
+            p.done_bytes = writer.taken_total;
+            let newly_failed = p.failed.is_none() && failed.is_some();
+            if newly_failed {
+                p.failed = failed.cloned();
+            }
+            // Wake waiters when a group is complete (the only counts they
+            // wait for) or on a failure.
+            newly_failed || (taken > 0 && (p.done / ACK_BATCH) != ((p.done - taken) / ACK_BATCH))
+        });
+    };
+    loop {
+        let command = match inbox.try_recv() {
+            Ok(command) => command,
+            Err(mpsc::TryRecvError::Empty) => {
+                // The queue ran dry: write what is gathered, then report.
+                writer.flush();
+                publish(&writer, &mut unpublished);
+                match inbox.recv() {
+                    Ok(command) => command,
+                    // Dropped without a terminal call.
+                    Err(_) => break,
+                }
+            }
+            Err(mpsc::TryRecvError::Disconnected) => break,
+        };
+        match command {
+            Command::Write(chunk) => {
+                writer.push(&chunk);
+                drop(chunk);
+                unpublished += 1;
+                if unpublished >= ACK_BATCH || writer.failed.is_some() {
+                    publish(&writer, &mut unpublished);
+                }
+            }
+            Command::Commit(ack) => {
+                writer.flush();
+                publish(&writer, &mut unpublished);
+                let result = match (&writer.failed, &path) {
+                    (Some(failure), _) => {
+                        let mut refusal = failure.clone();
+                        refusal.step = Step::RefuseCommit;
+                        Err(refusal)
+                    }
+                    (None, Some(temp)) => commit(&writer.out, temp, target, dir),
+                    (None, None) => Err(FileSinkError::new(target, Step::WriterGone, None)),
+                };
+                if result.is_ok() {
+                    // Renamed: nothing to remove any more.
+                    if let Some(committed) = path.take() {
+                        let _ = committed.keep();
+                    }
+                    // Close the file before the acknowledgement, which is the
+                    // thread's last act.
+                    drop(writer);
+                    let _ = ack.send(result);
+                    return;
+                }
+                let _ = ack.send(result);
+            }
             Command::Discard(ack) => {
-                let result = temp.take().map_or(Ok(()), NamedTempFile::close);
+                drop(writer);
+                let result = path
+                    .take()
+                    .map_or(Ok(()), |temp| temp.close())
+                    .map_err(|error| FileSinkError::new(target, Step::Remove, Some(error)));
                 let _ = ack.send(result);
                 return;
             }
         }
     }
-    // Dropped without a terminal call: `temp` removes the file as it drops.
+    // Dropped without a terminal call: the path removes the file as it drops.
+    drop(writer);
+    drop(path);
 }
 
-/// fsync, rename over the target, fsync the directory. On failure before the
-/// rename, hands the temporary file back so that `abort` can remove it.
-fn commit(file: NamedTempFile, target: &Path, dir: &Path) -> Result<(), (Option<NamedTempFile>, io::Error)> {
-    if let Err(error) = file.as_file().sync_all() {
-        return Err((Some(file), error));
-    }
-    file.persist(target).map_err(|error| (Some(error.file), error.error))?;
+/// fsync, rename over the target, fsync the directory. On failure the
+/// temporary file stays, for `abort` to remove.
+fn commit(file: &File, temp: &tempfile::TempPath, target: &Path, dir: &Path) -> Result<(), FileSinkError> {
+    file.sync_all()
+        .map_err(|error| FileSinkError::new(target, Step::Sync, Some(error)))?;
+    std::fs::rename(temp, target).map_err(|error| FileSinkError::new(target, Step::Rename, Some(error)))?;
     // The rename is durable once the directory is synced. The complete file
     // is already visible at the target, so failing `finalize` now would
     // report as uncommitted what readers can see: log it instead (some
@@ -264,4 +686,128 @@ fn commit(file: NamedTempFile, target: &Path, dir: &Path) -> Result<(), (Option<
         tracing::warn!(%error, dir = %dir.display(), "could not fsync the directory after the rename");
     }
     Ok(())
+}
+
+/// The writer's lock on its temporary file, which tells a sweep it is live.
+#[cfg(target_os = "linux")]
+mod lock {
+    use std::fs::File;
+    use std::io;
+
+    use rustix::fs::{FlockOperation, flock};
+
+    pub(super) fn hold(file: &File) -> io::Result<()> {
+        flock(file, FlockOperation::NonBlockingLockExclusive).map_err(Into::into)
+    }
+
+    /// `true` when nobody else holds the lock.
+    pub(super) fn try_take(file: &File) -> bool {
+        flock(file, FlockOperation::NonBlockingLockExclusive).is_ok()
+    }
+}
+
+/// Off Linux there is no lock: a sweep removes nothing.
+#[cfg(not(target_os = "linux"))]
+mod lock {
+    use std::fs::File;
+    use std::io;
+
+    pub(super) fn hold(_: &File) -> io::Result<()> {
+        Ok(())
+    }
+
+    pub(super) fn try_take(_: &File) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Accepts `room` bytes, then fails like a full disk.
+    struct Full {
+        room: usize,
+        written: Vec<u8>,
+        calls: usize,
+    }
+
+    impl Write for Full {
+        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.room == 0 {
+                return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            let n = data.len().min(self.room);
+            self.room -= n;
+            self.written.extend_from_slice(&data[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn enospc_names_the_first_failed_chunk_and_the_bytes_in_the_file_and_keeps_the_os_error() {
+        let out = Full {
+            room: 250_000,
+            written: Vec::new(),
+            calls: 0,
+        };
+        let mut writer = Writer::new(out, Path::new("/data/out.bin"));
+        // 100 KiB chunks: chunk 2 ends at 300 KiB, past the room.
+        for _ in 0..5 {
+            writer.push(&[7u8; 100 * 1024]);
+        }
+        writer.flush();
+        let failure = writer.failed.clone().expect("the disk filled up");
+        assert_eq!(failure.chunk(), Some(2));
+        assert_eq!(failure.bytes_in_file(), Some(250_000));
+        assert_eq!(writer.out.written.len(), 250_000);
+        assert_eq!(failure.io_error().and_then(io::Error::raw_os_error), Some(28));
+        let text = failure.to_string();
+        assert!(text.contains("/data/out.bin") && text.contains("chunk 2"), "{text}");
+        assert!(
+            !text.contains("No space"),
+            "the OS error is the source, not repeated: {text}"
+        );
+    }
+
+    #[test]
+    fn small_chunks_are_coalesced_into_few_writes() {
+        let out = Full {
+            room: usize::MAX,
+            written: Vec::new(),
+            calls: 0,
+        };
+        let mut writer = Writer::new(out, Path::new("out.bin"));
+        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        for byte in &data {
+            writer.push(std::slice::from_ref(byte));
+        }
+        writer.flush();
+        assert!(writer.out.written == data);
+        // One write per 64 KiB, not one per byte.
+        assert_eq!(writer.out.calls, data.len().div_ceil(COALESCE));
+    }
+
+    #[test]
+    fn a_failure_in_gathered_chunks_names_the_first_one_not_written() {
+        let out = Full {
+            room: 10,
+            written: Vec::new(),
+            calls: 0,
+        };
+        let mut writer = Writer::new(out, Path::new("out.bin"));
+        for _ in 0..8 {
+            writer.push(&[1u8; 4]);
+        }
+        writer.flush();
+        let failure = writer.failed.expect("failed");
+        // Chunks 0 and 1 (8 bytes) fit; chunk 2 got 2 of its 4 bytes.
+        assert_eq!(failure.chunk(), Some(2));
+        assert_eq!(failure.bytes_in_file(), Some(10));
+    }
 }

@@ -3,7 +3,9 @@
 mod file;
 mod memory;
 mod null;
+mod writer;
 
-pub use file::{FileSink, WRITE_BEHIND};
+pub use file::{FileSink, FileSinkError, WRITE_BEHIND, WRITE_BEHIND_BYTES};
 pub use memory::{MemoryHandle, MemorySink};
 pub use null::NullSink;
+pub use writer::WriterSink;

@@ -7,8 +7,9 @@
 //! what the page cache holds and refuses (`EAGAIN`) instead of waiting for
 //! the disk. A refusal hands the file to the reader thread at that offset;
 //! the thread reads ahead in batches, and hands the file back once a whole
-//! batch came from the page cache again. Elsewhere, and for pipes and
-//! devices, the thread reads everything.
+//! batch came from the page cache again. Pipes, FIFOs, sockets and
+//! terminals are read by readiness, with no thread (`ready.rs`). Elsewhere,
+//! and for devices, the thread reads everything.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -16,11 +17,13 @@ use std::io::{self, Read};
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Waker, ready};
 use std::thread;
 
 use bytes::Bytes;
 use futures_util::Stream;
+
+use super::ready::{Ready, Registered};
 
 /// Chunks are handed from the reader to the stream in batches of about
 /// this many bytes (see [`batch_chunks`]).
@@ -48,7 +51,7 @@ const ALIGN: usize = 64;
 /// A chunk-sized window of a heap buffer that starts on an [`ALIGN`]
 /// boundary.
 #[derive(Debug)]
-struct Buffer {
+pub(super) struct Buffer {
     storage: Vec<u8>,
     start: usize,
     size: usize,
@@ -65,7 +68,7 @@ impl Buffer {
         }
     }
 
-    fn window(&mut self) -> &mut [u8] {
+    pub(super) fn window(&mut self) -> &mut [u8] {
         &mut self.storage[self.start..self.start + self.size]
     }
 
@@ -77,19 +80,19 @@ impl Buffer {
 /// Buffers that come back when the last `Bytes` over them is dropped, so
 /// that steady-state reads neither allocate nor zero memory.
 #[derive(Debug)]
-struct Pool {
+pub(super) struct Pool {
     spare: Mutex<Vec<Buffer>>,
     keep: usize,
     size: usize,
 }
 
 impl Pool {
-    fn take(&self) -> Buffer {
+    pub(super) fn take(&self) -> Buffer {
         let spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner).pop();
         spare.unwrap_or_else(|| Buffer::new(self.size))
     }
 
-    fn give(&self, buffer: Buffer) {
+    pub(super) fn give(&self, buffer: Buffer) {
         let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
         if spare.len() < self.keep {
             spare.push(buffer);
@@ -98,7 +101,7 @@ impl Pool {
 
     /// The first `len` bytes of `buffer`, as `Bytes` that return the buffer
     /// here when dropped.
-    fn wrap(self: &Arc<Self>, buffer: Buffer, len: usize) -> Bytes {
+    pub(super) fn wrap(self: &Arc<Self>, buffer: Buffer, len: usize) -> Bytes {
         let owner = Recycled {
             buffer: Some(buffer),
             pool: Arc::clone(self),
@@ -194,13 +197,21 @@ struct Reader {
 /// that holds up to two batches. When a whole batch came from the page
 /// cache again, the thread hands the file back to the stream.
 ///
-/// Pipes, devices and files on other systems are read by the thread alone;
-/// from a pipe, where a read may wait indefinitely, every chunk is handed
-/// over as soon as it is read.
+/// Pipes, FIFOs, sockets and terminals (on Linux) are read without a thread:
+/// the descriptor is switched to `O_NONBLOCK` and read when Tokio's I/O
+/// driver reports it readable, one chunk per read, handed over as soon as it
+/// is read. Cancelling or dropping such a source therefore never waits for
+/// a silent writer: the drop deregisters the descriptor, restores its
+/// flags (the file description may be shared, a terminal for one) and
+/// closes it. When readiness is unavailable (a runtime without the I/O
+/// driver, or a device epoll refuses such as `/dev/zero`, whose reads never
+/// wait anyway), and for every file on other systems, the reader thread
+/// reads with blocking reads.
 ///
 /// Buffers are recycled: steady-state reads neither allocate nor zero
-/// memory. Dropping the source stops the reader thread and waits for it (at
-/// most one read), so the file is closed when the drop returns.
+/// memory. Dropping the source stops the reader thread, if it has one, and
+/// waits for it (at most one read, of a regular file or a device), so the
+/// file is closed and the thread gone when the drop returns.
 #[derive(Debug)]
 pub struct FileSource {
     reader: Arc<Reader>,
@@ -214,6 +225,9 @@ pub struct FileSource {
     /// The reader thread, once started (at the first refusal, or at once
     /// when the thread reads everything).
     thread: Option<thread::JoinHandle<()>>,
+    /// A pipe, FIFO, socket or terminal read by readiness, with no thread
+    /// (Linux; until the first poll finds no I/O driver to register with).
+    ready: Option<Ready>,
 }
 
 impl FileSource {
@@ -265,15 +279,19 @@ impl FileSource {
             batch,
             hand_back: inline_allowed,
         });
+        let ready = if regular { None } else { Ready::new(&reader.file) };
         let mut source = Self {
             reader,
             inline: None,
             done: false,
             local: VecDeque::new(),
             thread: None,
+            ready,
         };
         match cursor {
             Cursor::At(offset) if inline_allowed => source.inline = Some(offset),
+            // Read by readiness, from the first poll on.
+            _ if source.ready.is_some() => {}
             // The thread reads everything: start it now, reading ahead.
             _ => source.start_thread(cursor)?,
         }
@@ -461,6 +479,34 @@ impl Stream for FileSource {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        if let Some(ready) = &mut this.ready {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            match ready.register() {
+                Registered::Yes => {
+                    let read = ready!(ready.poll_read(cx, &this.reader.pool));
+                    return Poll::Ready(match read {
+                        Ok(Some(chunk)) => Some(Ok(chunk)),
+                        Ok(None) => {
+                            this.done = true;
+                            None
+                        }
+                        Err(error) => {
+                            this.done = true;
+                            Some(Err(error))
+                        }
+                    });
+                }
+                Registered::No => {
+                    this.ready = None;
+                    if let Err(error) = this.start_thread(Cursor::Stream) {
+                        this.done = true;
+                        return Poll::Ready(Some(Err(error)));
+                    }
+                }
+            }
+        }
         loop {
             if let Some(item) = this.local.pop_front() {
                 return Poll::Ready(Some(item));
@@ -513,6 +559,8 @@ impl Stream for FileSource {
 
 impl Drop for FileSource {
     fn drop(&mut self) {
+        // Deregisters and restores the flags; nothing to wait for.
+        self.ready = None;
         self.local.clear();
         {
             let mut state = self.reader.shared.lock();

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use weir::{
-    AbortFailure, CancellationToken, Cause, ErrorKind, IngestOptions, MemorySink, NullSink, Outcome, Transform, ingest,
+    AbortFailure, CancellationToken, Cause, DEFAULT_ABORT_TIMEOUT, DEFAULT_FINALIZE_TIMEOUT, ErrorKind, IngestOptions,
+    MemorySink, NullSink, OptionsError, Outcome, Transform, ingest,
 };
 
 use crate::support::{Call, Script, Scripted, chunks, failing_source, source_of};
@@ -406,4 +407,229 @@ async fn a_slow_inline_stage_lets_other_tasks_run_between_chunks() {
     let ran = ticks.load(std::sync::atomic::Ordering::SeqCst);
     ticker.abort();
     assert!(ran >= 9, "the other task ran only {ran} times during 10 slow chunks");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_zero_abort_timeout_is_refused_and_a_hung_abort_still_ends() {
+    let sink = Scripted::new(Script {
+        hang_abort: true,
+        ..Script::default()
+    });
+    let options = IngestOptions::builder().abort_timeout(Duration::ZERO).build();
+    // Before the fix, the refusal's abort was unbounded and this never ended.
+    let err = ingest(source_of(chunks(2, 10)), sink.clone(), options)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err.cause(),
+        Cause::InvalidOptions(OptionsError::ZeroAbortTimeout)
+    ));
+    assert!(
+        matches!(err.abort_failure(), Some(AbortFailure::TimedOut(t)) if *t == DEFAULT_ABORT_TIMEOUT),
+        "{err}"
+    );
+    assert_eq!(sink.calls(), vec![Call::Abort(ErrorKind::InvalidOptions)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_zero_finalize_timeout_is_refused_as_invalid_options() {
+    let sink = Scripted::default();
+    let options = IngestOptions::builder().finalize_timeout(Duration::ZERO).build();
+    let err = ingest(source_of(chunks(2, 10)), sink.clone(), options)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err.cause(),
+        Cause::InvalidOptions(OptionsError::ZeroFinalizeTimeout)
+    ));
+    assert_eq!(sink.calls(), vec![Call::Abort(ErrorKind::InvalidOptions)]);
+}
+
+#[test]
+fn without_a_time_driver_ingest_errors_before_any_sink_call_and_aborts() {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let sink = Scripted::default();
+    // Before the fix, a failing ingestion panicked in the abort timeout and
+    // the sink's abort was never called.
+    let err = runtime
+        .block_on(ingest(
+            failing_source(chunks(2, 10)),
+            sink.clone(),
+            IngestOptions::default(),
+        ))
+        .unwrap_err();
+    assert!(
+        matches!(err.cause(), Cause::InvalidOptions(OptionsError::NoTimeDriver)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("enable_time"), "{err}");
+    assert_eq!(sink.calls(), vec![Call::Abort(ErrorKind::InvalidOptions)]);
+    assert_eq!(err.report().bytes_read, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_finalize_times_out_and_the_sink_is_aborted() {
+    let sink = Scripted::new(Script {
+        hang_finalize: true,
+        ..Script::default()
+    });
+    let options = IngestOptions::builder()
+        .finalize_timeout(Duration::from_secs(7))
+        .build();
+    let err = ingest(source_of(chunks(2, 10)), sink.clone(), options)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.cause(), Cause::FinalizeTimeout { timeout } if *timeout == Duration::from_secs(7)),
+        "{err}"
+    );
+    assert_eq!(err.kind(), ErrorKind::FinalizeTimeout);
+    assert_eq!(
+        terminal(&sink.calls()),
+        vec![Call::Finalize, Call::Abort(ErrorKind::FinalizeTimeout)]
+    );
+    assert!(err.report().finalize_duration.is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_finalize_is_bounded_by_the_default_finalize_timeout() {
+    let sink = Scripted::new(Script {
+        hang_finalize: true,
+        ..Script::default()
+    });
+    let err = ingest(source_of(chunks(1, 10)), sink.clone(), IngestOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err.cause(), Cause::FinalizeTimeout { timeout } if *timeout == DEFAULT_FINALIZE_TIMEOUT));
+}
+
+#[tokio::test]
+async fn invalid_options_do_not_repeat_their_text_in_source() {
+    let err = ingest(
+        source_of(chunks(1, 1)),
+        Scripted::default(),
+        IngestOptions::builder().max_in_flight(0).build(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("max in-flight writes must be at least 1"),
+        "{err}"
+    );
+    assert!(
+        std::error::Error::source(&err).is_none(),
+        "{:?}",
+        std::error::Error::source(&err)
+    );
+}
+
+#[tokio::test]
+async fn the_abort_failure_of_a_cancelled_ingestion_is_reachable_through_source() {
+    let token = CancellationToken::new();
+    token.cancel();
+    let sink = Scripted::new(Script {
+        fail_abort: true,
+        ..Script::default()
+    });
+    let err = ingest(
+        source_of(chunks(2, 10)),
+        sink,
+        IngestOptions::builder().cancel_token(token).build(),
+    )
+    .await
+    .unwrap_err();
+    let first = std::error::Error::source(&err).expect("the abort failure");
+    assert!(first.downcast_ref::<AbortFailure>().is_some(), "{first}");
+    let text = first.source().map(ToString::to_string).unwrap_or_default();
+    assert_eq!(text, "abort could not reach the database");
+}
+
+/// A user's generic wrapper, forwarding to any sink.
+struct Wrapper<S>(S);
+
+impl<S: weir::Sink> weir::Sink for Wrapper<S> {
+    fn write(&mut self, chunk: Bytes) -> impl Future<Output = Result<(), weir::BoxError>> + Send + use<S> {
+        self.0.write(chunk)
+    }
+
+    async fn finalize(&mut self) -> Result<(), weir::BoxError> {
+        self.0.finalize().await
+    }
+
+    async fn abort(self, cause: &Cause) -> Result<(), weir::BoxError> {
+        self.0.abort(cause).await
+    }
+}
+
+#[tokio::test]
+async fn a_generic_wrapper_of_a_box_sink_can_be_spawned() {
+    let memory = MemorySink::new();
+    let committed = memory.handle();
+    let sink: weir::BoxSink = Box::new(memory);
+    // Before the fix: "implementation of `Sink` is not general enough".
+    let report = tokio::spawn(ingest(
+        source_of(chunks(3, 10)),
+        Wrapper(sink),
+        IngestOptions::default(),
+    ))
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(report.bytes_written, 30);
+    assert_eq!(committed.committed().unwrap().len(), 30);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_writer_sink_keeps_source_order_with_writes_in_flight_and_commits_once() {
+    let (committed, received) = tokio::sync::oneshot::channel();
+    let (near, mut far) = tokio::io::duplex(64);
+    let reader = tokio::spawn(async move {
+        let mut out = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut far, &mut out).await.unwrap();
+        out
+    });
+    let sink = weir::WriterSink::new(near, |mut writer: tokio::io::DuplexStream| async move {
+        tokio::io::AsyncWriteExt::shutdown(&mut writer).await?;
+        committed.send(()).map_err(|()| "gone")?;
+        Ok(())
+    });
+    let input = chunks(50, 100);
+    let options = IngestOptions::builder().max_in_flight(8).build();
+    ingest(source_of(input.clone()), sink, options).await.unwrap();
+    received.await.unwrap();
+    assert_eq!(reader.await.unwrap(), input.concat());
+}
+
+#[tokio::test]
+async fn a_writer_sink_is_aborted_not_committed_when_the_source_fails() {
+    let committed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&committed);
+    let sink = weir::WriterSink::new(Vec::new(), move |_: Vec<u8>| async move {
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    });
+    let err = ingest(failing_source(chunks(3, 10)), sink, IngestOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Source);
+    assert!(!committed.load(std::sync::atomic::Ordering::SeqCst));
+}
+
+#[tokio::test]
+async fn from_stream_turns_a_foreign_error_into_a_source_error() {
+    let frames = futures_util::stream::iter([Ok(Bytes::from_static(b"ab")), Err("peer reset")]);
+    let sink = Scripted::default();
+    let err = ingest(
+        weir::source::from_stream(frames),
+        sink.clone(),
+        IngestOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Source);
+    assert_eq!(sink.written(), b"ab");
+    let text = std::error::Error::source(&err)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert_eq!(text, "peer reset");
 }

@@ -24,6 +24,7 @@ pub struct Script {
     pub panic_write: Option<usize>,
     pub write_delay: Option<Duration>,
     pub fail_finalize: bool,
+    pub hang_finalize: bool,
     pub panic_finalize: bool,
     pub fail_abort: bool,
     pub hang_abort: bool,
@@ -88,6 +89,9 @@ impl Sink for Scripted {
         self.calls.lock().unwrap().push(Call::Finalize);
         if self.script.panic_finalize {
             panic!("scripted panic in finalize");
+        }
+        if self.script.hang_finalize {
+            std::future::pending::<()>().await;
         }
         if self.script.fail_finalize {
             return Err("commit refused".into());
