@@ -36,5 +36,5 @@ pub use schedule::{AbortFault, FailureSchedule, FinalizeFault, TransformFault, T
 pub use sink::ChaosSink;
 pub use source::ChaosSource;
 pub use suite::{cases_from_env, suite};
-pub use targets::{FileTarget, MemoryTarget, NullTarget, SinkTarget};
+pub use targets::{FileTarget, MemoryTarget, NullTarget, SinkTarget, WriterCommit, WriterTarget};
 pub use transform::ChaosTransform;

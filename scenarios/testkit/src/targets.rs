@@ -5,7 +5,10 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use weir::{FileSink, MemoryHandle, MemorySink, NullSink, Sink};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use weir::{BoxError, FileSink, MemoryHandle, MemorySink, NullSink, Sink, WriterSink};
 
 /// A sink under test: makes a fresh sink per case and checks the state it
 /// left behind.
@@ -169,5 +172,52 @@ impl SinkTarget for FileTarget {
 
     fn real_io(&self) -> bool {
         true
+    }
+}
+
+/// The commit step [`WriterTarget`] gives its [`WriterSink`]: publishes the
+/// flushed bytes.
+pub type WriterCommit = Box<dyn FnOnce(Vec<u8>) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>> + Send>;
+
+/// [`WriterSink`] over an in-memory writer whose commit step publishes what
+/// was written: the published bytes are the complete content if and only if
+/// committed, and nothing is published after a failure.
+#[derive(Debug, Default)]
+pub struct WriterTarget {
+    published: Arc<Mutex<Option<Vec<u8>>>>,
+}
+
+impl SinkTarget for WriterTarget {
+    type Sink = WriterSink<Vec<u8>, WriterCommit>;
+
+    fn name(&self) -> &'static str {
+        "writer"
+    }
+
+    async fn make(&mut self) -> Self::Sink {
+        self.published = Arc::new(Mutex::new(None));
+        let published = Arc::clone(&self.published);
+        let commit: WriterCommit = Box::new(move |written: Vec<u8>| {
+            Box::pin(async move {
+                *published.lock().map_err(|_| "the published slot is poisoned")? = Some(written);
+                Ok(())
+            })
+        });
+        WriterSink::new(Vec::new(), commit)
+    }
+
+    async fn verify(&mut self, committed: bool, expected: &[u8]) -> Result<(), String> {
+        let published = self.published.lock().map_err(|_| "poisoned")?.take();
+        match (committed, published) {
+            (true, Some(content)) if content == expected => Ok(()),
+            (true, Some(content)) => Err(format!(
+                "committed {} bytes, expected {}",
+                content.len(),
+                expected.len()
+            )),
+            (true, None) => Err("ingest succeeded but nothing was published".to_owned()),
+            (false, Some(_)) => Err("content published after a failed ingestion".to_owned()),
+            (false, None) => Ok(()),
+        }
     }
 }

@@ -6,7 +6,7 @@
 //! for the in-memory sink; the file sink, which does real I/O, runs a
 //! quarter of that).
 
-use weir_testkit::{FileTarget, MemoryTarget, NullTarget, cases_from_env as cases, suite};
+use weir_testkit::{FileTarget, MemoryTarget, NullTarget, WriterTarget, cases_from_env as cases, suite};
 
 #[test]
 fn invariant_holds_for_memory_sink() {
@@ -21,4 +21,9 @@ fn invariant_holds_for_file_sink() {
 #[test]
 fn invariant_holds_for_null_sink() {
     suite(NullTarget, (cases() / 4).max(1));
+}
+
+#[test]
+fn invariant_holds_for_writer_sink() {
+    suite(WriterTarget::default(), (cases() / 4).max(1));
 }
