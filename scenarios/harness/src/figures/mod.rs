@@ -1,0 +1,215 @@
+//! Typed figures: what each scenario's results carry in
+//! [`ScenarioResult::extra`](crate::ScenarioResult::extra), one file per
+//! scenario, defined here so that the scenario that writes them and the
+//! readers (`weir-reports`, the gates) share one type and no string key.
+//!
+//! A scenario stores its figures with
+//! [`ScenarioResult::set_figures`](crate::ScenarioResult::set_figures); a
+//! reader gets them back with
+//! [`ScenarioResult::figures`](crate::ScenarioResult::figures). The JSON
+//! stays flat (`extra.<field>`), so the gates' metric paths
+//! (`extra.ratio`, `extra.latency.p99_us`) name struct fields, and
+//! [`knows_metric`] checks them against these types.
+//!
+//! ```
+//! use weir_harness::ScenarioResult;
+//! use weir_harness::figures::chaos::ChaosRun;
+//!
+//! let mut result = ScenarioResult::new("chaos", "memory");
+//! result.set_figures(&ChaosRun { schedules: 50, committed: 20, aborted: 30, ..ChaosRun::default() });
+//! assert_eq!(result.metric("extra.schedules"), Some(50.0));
+//! assert_eq!(result.figures::<ChaosRun>().unwrap().aborted, 30);
+//! assert!(weir_harness::figures::knows_metric("chaos", "extra.violations"));
+//! assert!(!weir_harness::figures::knows_metric("chaos", "extra.violation"));
+//! ```
+
+pub mod bench;
+pub mod cancellation;
+pub mod chaos;
+pub mod datasync;
+pub mod delivery;
+pub mod flow;
+pub mod offload;
+pub mod validation;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::ScenarioResult;
+
+/// Every scenario with registered figures, by the name its results carry.
+pub const SCENARIOS: [&str; 8] = [
+    "bench",
+    "cancellation",
+    "chaos",
+    "datasync",
+    "delivery",
+    "flow",
+    "offload",
+    "validation",
+];
+
+fn schema_of<T: Serialize + Default>() -> Value {
+    // Figure types are plain data with string keys: they always serialize
+    // (the tests below serialize every one).
+    serde_json::to_value(T::default()).unwrap_or(Value::Null)
+}
+
+/// The figure types registered for `scenario` (every variant kind), as the
+/// JSON of their default values; `None` for a scenario without figures.
+pub fn schemas(scenario: &str) -> Option<Vec<Value>> {
+    Some(match scenario {
+        "bench" => vec![schema_of::<bench::BenchEstimate>()],
+        "cancellation" => vec![
+            schema_of::<cancellation::TrialsReport>(),
+            schema_of::<cancellation::DisconnectReport>(),
+            schema_of::<cancellation::ShutdownRun>(),
+        ],
+        "chaos" => vec![schema_of::<chaos::ChaosRun>()],
+        "datasync" => vec![
+            schema_of::<datasync::DatasyncRun>(),
+            schema_of::<datasync::DatasyncEncoding>(),
+        ],
+        "delivery" => vec![
+            schema_of::<delivery::DeliverySlow>(),
+            schema_of::<delivery::DeliveryFast>(),
+            schema_of::<delivery::DeliveryStorm>(),
+        ],
+        "flow" => vec![
+            schema_of::<flow::FlowRun>(),
+            schema_of::<flow::FlowThroughput>(),
+            schema_of::<flow::FlowSummary>(),
+        ],
+        "offload" => vec![
+            schema_of::<offload::ChecksumRun>(),
+            schema_of::<offload::StageRun>(),
+            schema_of::<offload::OffloadSummary>(),
+        ],
+        "validation" => vec![schema_of::<validation::ValidationMatrix>()],
+        _ => return None,
+    })
+}
+
+/// Whether the dotted `path` through `value` reaches a number, a boolean
+/// or a null (an absent `Option`) at its last segment.
+fn reaches_leaf(value: &Value, path: &[&str]) -> bool {
+    match (value, path) {
+        (Value::Number(_) | Value::Bool(_) | Value::Null, []) => true,
+        (Value::Object(map), [first, rest @ ..]) => map.get(*first).is_some_and(|v| reaches_leaf(v, rest)),
+        _ => false,
+    }
+}
+
+/// Whether a gate's metric `path` names a figure that results of
+/// `scenario` produce: `extra.<...>` must reach a number, boolean or
+/// optional leaf of one of the scenario's [`schemas`]; `rss.*` and `lag.*`
+/// are the harness's own series (`rss.growth_bytes` is computed); any
+/// other path must be a top-level field of [`ScenarioResult`].
+pub fn knows_metric(scenario: &str, path: &str) -> bool {
+    let parts: Vec<&str> = path.split('.').collect();
+    match parts.as_slice() {
+        ["extra", rest @ ..] if !rest.is_empty() => {
+            schemas(scenario).is_some_and(|schemas| schemas.iter().any(|s| reaches_leaf(s, rest)))
+        }
+        ["rss" | "lag", _, ..] => true,
+        [field] => serde_json::to_value(ScenarioResult::default())
+            .ok()
+            .and_then(|v| v.get(field).cloned())
+            .is_some_and(|v| reaches_leaf(&v, &[])),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde::Deserialize;
+
+    use super::*;
+
+    /// The part of a gate this test needs (the gate crate owns the rest).
+    #[derive(Debug, Deserialize)]
+    struct Gate {
+        name: String,
+        scenario: String,
+        #[serde(default)]
+        variant: Option<String>,
+        metric: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct GateFile {
+        #[serde(rename = "gate")]
+        gates: Vec<Gate>,
+    }
+
+    /// The gates of `text` whose metric their scenario does not produce.
+    fn unknown_metrics(text: &str) -> Vec<String> {
+        let file: GateFile = toml::from_str(text).expect("gates file parses");
+        assert!(!file.gates.is_empty(), "no gate in the file");
+        file.gates
+            .iter()
+            .filter(|g| !knows_metric(&g.scenario, &g.metric))
+            .map(|g| {
+                format!(
+                    "{} ({}/{}): {}",
+                    g.name,
+                    g.scenario,
+                    g.variant.as_deref().unwrap_or("*"),
+                    g.metric
+                )
+            })
+            .collect()
+    }
+
+    fn committed_gates() -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../gates.toml");
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+    }
+
+    #[test]
+    fn every_committed_gate_names_a_figure_its_scenario_produces() {
+        let unknown = unknown_metrics(&committed_gates());
+        assert!(unknown.is_empty(), "gates naming figures nobody writes: {unknown:#?}");
+    }
+
+    #[test]
+    fn a_gate_on_a_figure_its_scenario_does_not_produce_is_caught() {
+        let doctored = committed_gates().replacen("metric = \"extra.violations\"", "metric = \"extra.violation\"", 1)
+            + "\n[[gate]]\nname = \"made up\"\nkind = \"ratio\"\nscenario = \"offload\"\nmetric = \"extra.flat_spread_bytes\"\nmin = 1\n";
+        let unknown = unknown_metrics(&doctored);
+        assert_eq!(unknown.len(), 2, "{unknown:#?}");
+        assert!(unknown[0].starts_with("chaos: no invariant violation"), "{unknown:#?}");
+        assert!(unknown[1].starts_with("made up"), "{unknown:#?}");
+    }
+
+    #[test]
+    fn paths_resolve_through_nested_figures_and_the_harness_series() {
+        assert!(knows_metric("cancellation", "extra.latency.p99_us"));
+        assert!(
+            !knows_metric("cancellation", "extra.latency"),
+            "an object is not a figure"
+        );
+        assert!(
+            knows_metric("flow", "extra.flat_spread_bytes"),
+            "an absent option exists"
+        );
+        assert!(knows_metric("flow", "rss.growth_bytes"));
+        assert!(knows_metric("flow", "lag.p99_us"));
+        assert!(knows_metric("flow", "throughput_bps"));
+        assert!(!knows_metric("flow", "throughput"));
+        assert!(!knows_metric("nonesuch", "extra.ratio"));
+        assert!(knows_metric("bench", "extra.ratio_vs_raw"));
+    }
+
+    #[test]
+    fn every_registered_scenario_has_object_schemas() {
+        for scenario in SCENARIOS {
+            let schemas = schemas(scenario).unwrap();
+            assert!(!schemas.is_empty(), "{scenario}");
+            assert!(schemas.iter().all(Value::is_object), "{scenario}: {schemas:?}");
+        }
+        assert!(schemas("nonesuch").is_none());
+    }
+}
