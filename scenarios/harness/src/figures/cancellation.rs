@@ -307,9 +307,34 @@ pub struct ShutdownRun {
     /// Committed targets whose ingestion did not commit, or committed
     /// file ingestions without their target.
     pub target_mismatches: Vec<String>,
+    /// Ingestions whose ending did not match what they were expected to do
+    /// (see [`IngestionRecord::as_expected`]; 0 expected).
+    pub not_as_expected: usize,
+    /// Probe violations over every ingestion (writes or finalize after
+    /// abort; 0 expected).
+    pub violations: u64,
+    /// Newcomers not refused cleanly (refused, source dropped, sink aborted
+    /// once; 0 expected).
+    pub late_not_clean: usize,
+    /// Active ingestions at the last sample (0 expected).
+    pub active_at_end: usize,
 }
 
 impl ShutdownRun {
+    /// Fills the counts derived from the records ([`Self::not_as_expected`],
+    /// [`Self::violations`], [`Self::late_not_clean`],
+    /// [`Self::active_at_end`]).
+    pub fn count(&mut self) {
+        self.not_as_expected = self.records.iter().filter(|r| !r.as_expected).count();
+        self.violations = self.records.iter().map(|r| r.violations).sum();
+        self.late_not_clean = self
+            .late
+            .iter()
+            .filter(|l| !(l.refused && l.source_dropped && l.sink_aborted_once))
+            .count();
+        self.active_at_end = self.active_samples.last().map_or(0, |s| s.1);
+    }
+
     /// Ingestions per expectation and outcome: `(expected, met)`.
     pub fn tally(&self, expected: Expected) -> (usize, usize) {
         let of: Vec<_> = self.records.iter().filter(|r| r.expected == expected).collect();

@@ -58,6 +58,14 @@ pub struct StageRun {
 pub struct OffloadSummary {
     /// `rayon` against `spawn_blocking`, keyed `<group>-<flavor>`.
     pub pools: BTreeMap<String, PoolComparison>,
+    /// Distinct chained digests over the ways of each `<group>-<flavor>`
+    /// (1: every way kept source order).
+    pub distinct_burn_states: BTreeMap<String, u64>,
+    /// The inline stage on a current-thread runtime: its lag p99 over its
+    /// CPU time per chunk (at least 1: the stage blocks the runtime).
+    pub inline_lag_over_cpu_current_thread: Option<f64>,
+    /// The variants whose run failed (none expected).
+    pub failed_runs: Vec<String>,
     /// The machine's 1-minute load average before the run.
     pub load_average_before: Option<f64>,
     /// The same after it.

@@ -16,6 +16,19 @@ pub struct ValidationMatrix {
     pub table_md: String,
     /// Rows that were clean: the gated count.
     pub clean_rows: u64,
+    /// Rows with an invalid configuration.
+    pub invalid_rows: u64,
+    /// Of those, the rows that ended in an error with text (never a panic
+    /// or a hang).
+    pub invalid_rows_errored: u64,
+    /// Valid control rows.
+    pub control_rows: u64,
+    /// Of those, the rows that committed every byte.
+    pub control_rows_committed: u64,
+    /// Descriptors the rows left open, summed.
+    pub leaked_fds: u64,
+    /// Files the rows left behind, summed.
+    pub files_left: u64,
     /// Open descriptors before the matrix.
     pub fds_before: u64,
     /// Open descriptors after it.
