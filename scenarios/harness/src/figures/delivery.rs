@@ -77,7 +77,7 @@ pub struct DeliveryStorm {
     /// figure.
     pub fds_back_to_baseline: bool,
     /// How long each storm took to settle, milliseconds.
-    pub settle_ms_each_storm: Vec<u64>,
+    pub settle_ms_each_storm: Vec<f64>,
     /// The server's RSS before the storms, bytes.
     pub rss_before_bytes: u64,
     /// The server's threads before the storms.
