@@ -166,19 +166,6 @@ impl ScenarioResult {
         serde_json::from_value(Value::Object(self.extra.clone())).ok()
     }
 
-    /// Sets `extra` to the fields of `value`; superseded by
-    /// [`Self::set_figures`], kept until every scenario uses it.
-    ///
-    /// # Errors
-    ///
-    /// When `value` cannot be serialized.
-    pub fn set_extra_from(&mut self, value: &impl Serialize) -> serde_json::Result<()> {
-        if let Value::Object(map) = serde_json::to_value(value)? {
-            self.extra = map;
-        }
-        Ok(())
-    }
-
     /// `true` when the outcome is `"ok"`.
     pub fn is_ok(&self) -> bool {
         self.outcome == "ok"
