@@ -4,16 +4,16 @@
 //! - **checksum**: SHA-256, BLAKE3 and CRC32C as weir transforms versus a
 //!   plain loop over the same hasher on the same in-memory chunks, in the
 //!   same run, alternating, best of N each
-//!   ([`TransformsParams::repetitions`]). Floor: SHA-256 and BLAKE3 at
-//!   least 0.9x the plain loop.
+//!   ([`TransformsParams::repetitions`]). Issue 5 asks for at least 0.9x
+//!   the plain loop; the bounds the gates hold are in `gates.toml`.
 //! - **offload**: a CPU-heavy pass-through stage ([`Burn`]) run inline, on
 //!   the engine's offload (Tokio's blocking pool via `spawn_blocking`), and,
 //!   for comparison, through a stream adapter on `spawn_blocking` and on a
 //!   dedicated rayon pool with a oneshot reply ([`offload::Pool`]); each on
 //!   a current-thread and a multi-thread runtime, with the harness's
-//!   [`LagProbe`](weir_harness::LagProbe) running beside it. Floors:
-//!   offloaded lag p99 under 5 ms; inline lag p99 at least the per-chunk CPU
-//!   time.
+//!   [`LagProbe`](weir_harness::LagProbe) running beside it. Expected:
+//!   offloaded lag p99 under 5 ms (gated); inline lag p99 at least the
+//!   per-chunk CPU time.
 //! - **hop**: the same four ways with almost no work per chunk, to measure
 //!   what one hop to the pool costs.
 //! - **lag-baseline**: the probe on an idle runtime of each flavour, the
