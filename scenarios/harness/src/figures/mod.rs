@@ -19,8 +19,8 @@
 //! result.set_figures(&ChaosRun { schedules: 50, committed: 20, aborted: 30, ..ChaosRun::default() });
 //! assert_eq!(result.metric("extra.schedules"), Some(50.0));
 //! assert_eq!(result.figures::<ChaosRun>().unwrap().aborted, 30);
-//! assert!(weir_harness::figures::knows_metric("chaos", "extra.violations"));
-//! assert!(!weir_harness::figures::knows_metric("chaos", "extra.violation"));
+//! assert!(weir_harness::figures::knows_metric("chaos", Some("memory"), "extra.violations"));
+//! assert!(!weir_harness::figures::knows_metric("chaos", None, "extra.violation"));
 //! ```
 
 pub mod bench;
@@ -55,39 +55,51 @@ fn schema_of<T: Serialize + Default>() -> Value {
     serde_json::to_value(T::default()).unwrap_or(Value::Null)
 }
 
-/// The figure types registered for `scenario` (every variant kind), as the
-/// JSON of their default values; `None` for a scenario without figures.
-pub fn schemas(scenario: &str) -> Option<Vec<Value>> {
-    Some(match scenario {
-        "bench" => vec![schema_of::<bench::BenchEstimate>()],
-        "cancellation" => vec![
-            schema_of::<cancellation::TrialsReport>(),
-            schema_of::<cancellation::DisconnectReport>(),
-            schema_of::<cancellation::ShutdownRun>(),
-        ],
-        "chaos" => vec![schema_of::<chaos::ChaosRun>()],
-        "datasync" => vec![
-            schema_of::<datasync::DatasyncRun>(),
-            schema_of::<datasync::DatasyncEncoding>(),
-        ],
-        "delivery" => vec![
-            schema_of::<delivery::DeliverySlow>(),
-            schema_of::<delivery::DeliveryFast>(),
-            schema_of::<delivery::DeliveryStorm>(),
-        ],
-        "flow" => vec![
-            schema_of::<flow::FlowRun>(),
-            schema_of::<flow::FlowThroughput>(),
-            schema_of::<flow::FlowSummary>(),
-        ],
-        "offload" => vec![
-            schema_of::<offload::ChecksumRun>(),
-            schema_of::<offload::StageRun>(),
-            schema_of::<offload::OffloadSummary>(),
-        ],
-        "validation" => vec![schema_of::<validation::ValidationMatrix>()],
+/// The figure types registered for `scenario`, as the JSON of their
+/// default values: the one its `variant` writes, or with `None` those of
+/// every variant kind; `None` for a scenario without figures. A variant
+/// that carries no figures (offload's `lag-baseline-*`) has an empty list.
+pub fn schemas(scenario: &str, variant: Option<&str>) -> Option<Vec<Value>> {
+    let v = variant;
+    let is = |name: &str| v.is_none_or(|v| v == name);
+    let starts = |prefix: &str| v.is_none_or(|v| v.starts_with(prefix));
+    let mut out = Vec::new();
+    let mut add = |wanted: bool, schema: fn() -> Value| {
+        if wanted {
+            out.push(schema());
+        }
+    };
+    match scenario {
+        "bench" => add(true, schema_of::<bench::BenchEstimate>),
+        "cancellation" => {
+            add(is("hung") || is("slow"), schema_of::<cancellation::TrialsReport>);
+            add(is("disconnect"), schema_of::<cancellation::DisconnectReport>);
+            add(is("shutdown"), schema_of::<cancellation::ShutdownRun>);
+        }
+        "chaos" => add(true, schema_of::<chaos::ChaosRun>),
+        "datasync" => {
+            add(v != Some("copy-encoding"), schema_of::<datasync::DatasyncRun>);
+            add(is("copy-encoding"), schema_of::<datasync::DatasyncEncoding>);
+        }
+        "delivery" => {
+            add(starts("slow-"), schema_of::<delivery::DeliverySlow>);
+            add(starts("fast-"), schema_of::<delivery::DeliveryFast>);
+            add(starts("storm-"), schema_of::<delivery::DeliveryStorm>);
+        }
+        "flow" => {
+            add(!matches!(v, Some("throughput" | "summary")), schema_of::<flow::FlowRun>);
+            add(is("throughput"), schema_of::<flow::FlowThroughput>);
+            add(is("summary"), schema_of::<flow::FlowSummary>);
+        }
+        "offload" => {
+            add(starts("checksum-"), schema_of::<offload::ChecksumRun>);
+            add(starts("offload-") || starts("hop-"), schema_of::<offload::StageRun>);
+            add(is("summary"), schema_of::<offload::OffloadSummary>);
+        }
+        "validation" => add(is("matrix"), schema_of::<validation::ValidationMatrix>),
         _ => return None,
-    })
+    }
+    Some(out)
 }
 
 /// Whether the dotted `path` through `value` reaches a number, a boolean
@@ -101,15 +113,16 @@ fn reaches_leaf(value: &Value, path: &[&str]) -> bool {
 }
 
 /// Whether a gate's metric `path` names a figure that results of
-/// `scenario` produce: `extra.<...>` must reach a number, boolean or
-/// optional leaf of one of the scenario's [`schemas`]; `rss.*` and `lag.*`
-/// are the harness's own series (`rss.growth_bytes` is computed); any
-/// other path must be a top-level field of [`ScenarioResult`].
-pub fn knows_metric(scenario: &str, path: &str) -> bool {
+/// `scenario` (its `variant`, when the gate names one) produce:
+/// `extra.<...>` must reach a number, boolean or optional leaf of one of
+/// the [`schemas`] for them; `rss.*` and `lag.*` are the harness's own
+/// series (`rss.growth_bytes` is computed); any other path must be a
+/// top-level field of [`ScenarioResult`].
+pub fn knows_metric(scenario: &str, variant: Option<&str>, path: &str) -> bool {
     let parts: Vec<&str> = path.split('.').collect();
     match parts.as_slice() {
         ["extra", rest @ ..] if !rest.is_empty() => {
-            schemas(scenario).is_some_and(|schemas| schemas.iter().any(|s| reaches_leaf(s, rest)))
+            schemas(scenario, variant).is_some_and(|schemas| schemas.iter().any(|s| reaches_leaf(s, rest)))
         }
         ["rss" | "lag", _, ..] => true,
         [field] => serde_json::to_value(ScenarioResult::default())
@@ -150,7 +163,7 @@ mod tests {
         assert!(!file.gates.is_empty(), "no gate in the file");
         file.gates
             .iter()
-            .filter(|g| !knows_metric(&g.scenario, &g.metric))
+            .filter(|g| !knows_metric(&g.scenario, g.variant.as_deref(), &g.metric))
             .map(|g| {
                 format!(
                     "{} ({}/{}): {}",
@@ -176,40 +189,75 @@ mod tests {
 
     #[test]
     fn a_gate_on_a_figure_its_scenario_does_not_produce_is_caught() {
+        // A misspelt figure, another scenario's figure, and a figure of the
+        // scenario that the named variant does not write.
         let doctored = committed_gates().replacen("metric = \"extra.violations\"", "metric = \"extra.violation\"", 1)
-            + "\n[[gate]]\nname = \"made up\"\nkind = \"ratio\"\nscenario = \"offload\"\nmetric = \"extra.flat_spread_bytes\"\nmin = 1\n";
+            + "\n[[gate]]\nname = \"made up\"\nkind = \"ratio\"\nscenario = \"offload\"\nmetric = \"extra.flat_spread_bytes\"\nmin = 1\n"
+            + "\n[[gate]]\nname = \"wrong variant\"\nkind = \"ratio\"\nscenario = \"offload\"\nvariant = \"summary\"\nmetric = \"extra.ratio\"\nmin = 1\n";
         let unknown = unknown_metrics(&doctored);
-        assert_eq!(unknown.len(), 2, "{unknown:#?}");
+        assert_eq!(unknown.len(), 3, "{unknown:#?}");
         assert!(unknown[0].starts_with("chaos: no invariant violation"), "{unknown:#?}");
         assert!(unknown[1].starts_with("made up"), "{unknown:#?}");
+        assert!(
+            unknown[2].starts_with("wrong variant (offload/summary)"),
+            "{unknown:#?}"
+        );
     }
 
     #[test]
     fn paths_resolve_through_nested_figures_and_the_harness_series() {
-        assert!(knows_metric("cancellation", "extra.latency.p99_us"));
+        assert!(knows_metric("cancellation", Some("hung"), "extra.latency.p99_us"));
         assert!(
-            !knows_metric("cancellation", "extra.latency"),
+            !knows_metric("cancellation", Some("hung"), "extra.latency"),
             "an object is not a figure"
         );
         assert!(
-            knows_metric("flow", "extra.flat_spread_bytes"),
+            !knows_metric("cancellation", Some("hung"), "extra.not_as_expected"),
+            "shutdown's, not hung's"
+        );
+        assert!(
+            knows_metric("cancellation", None, "extra.not_as_expected"),
+            "any variant's"
+        );
+        assert!(
+            knows_metric("flow", Some("summary"), "extra.flat_spread_bytes"),
             "an absent option exists"
         );
-        assert!(knows_metric("flow", "rss.growth_bytes"));
-        assert!(knows_metric("flow", "lag.p99_us"));
-        assert!(knows_metric("flow", "throughput_bps"));
-        assert!(!knows_metric("flow", "throughput"));
-        assert!(!knows_metric("nonesuch", "extra.ratio"));
-        assert!(knows_metric("bench", "extra.ratio_vs_raw"));
+        assert!(!knows_metric("flow", Some("throughput"), "extra.flat_spread_bytes"));
+        assert!(knows_metric("flow", Some("controlled-1"), "rss.growth_bytes"));
+        assert!(knows_metric("flow", None, "lag.p99_us"));
+        assert!(knows_metric("flow", None, "throughput_bps"));
+        assert!(!knows_metric("flow", None, "throughput"));
+        assert!(!knows_metric("nonesuch", None, "extra.ratio"));
+        assert!(knows_metric(
+            "bench",
+            Some("engine_vs_raw/engine/65536"),
+            "extra.ratio_vs_raw"
+        ));
+        assert!(knows_metric(
+            "delivery",
+            Some("storm-weir-pull"),
+            "extra.fds_back_to_baseline"
+        ));
+        assert!(!knows_metric(
+            "delivery",
+            Some("slow-weir-pull"),
+            "extra.fds_back_to_baseline"
+        ));
+        assert!(
+            !knows_metric("offload", Some("lag-baseline-current_thread"), "extra.ratio"),
+            "no figures"
+        );
     }
 
     #[test]
     fn every_registered_scenario_has_object_schemas() {
         for scenario in SCENARIOS {
-            let schemas = schemas(scenario).unwrap();
+            let schemas = schemas(scenario, None).unwrap();
             assert!(!schemas.is_empty(), "{scenario}");
             assert!(schemas.iter().all(Value::is_object), "{scenario}: {schemas:?}");
         }
-        assert!(schemas("nonesuch").is_none());
+        assert!(schemas("nonesuch", None).is_none());
+        assert_eq!(schemas("offload", Some("lag-baseline-multi_thread")), Some(Vec::new()));
     }
 }
