@@ -90,6 +90,7 @@ mod tests {
         assert_eq!(results.len(), 3);
         for r in &results {
             assert!(r.is_ok(), "{}", r.outcome);
+            weir_harness::figures::conforms(r).unwrap();
             let f = r.figures::<ChaosRun>().unwrap();
             assert_eq!((f.schedules, f.violations), (50, 0), "{f:?}");
             assert_eq!(f.committed + f.aborted, 50, "{f:?}");

@@ -32,6 +32,9 @@ fn a_small_run_writes_every_result_and_leaves_nothing_behind() {
     assert_eq!(variants, ["hung", "slow", "disconnect", "shutdown"]);
     assert_eq!(load_results(out.path()).unwrap().len(), results.len());
 
+    for result in &results {
+        weir_harness::figures::conforms(result).unwrap();
+    }
     for trials in &results[..2] {
         let f = trials.figures::<TrialsReport>().unwrap();
         assert_eq!(f.trials, 40, "{}", trials.variant);

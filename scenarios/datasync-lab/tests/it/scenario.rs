@@ -22,6 +22,7 @@ fn every_variant_runs_verified_and_the_ratios_are_reported() {
     assert_eq!(results.len(), VARIANTS.len());
     for result in &results {
         assert!(result.is_ok(), "{}: {}", result.variant, result.outcome);
+        weir_harness::figures::conforms(result).unwrap();
     }
     for result in results.iter().filter(|r| r.variant != "copy-encoding") {
         let f = result.figures::<DatasyncRun>().unwrap();

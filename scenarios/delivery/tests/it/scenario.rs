@@ -21,6 +21,7 @@ async fn a_tiny_run_writes_every_result() {
     assert_eq!(weir_harness::load_results(out.path()).unwrap().len(), 9);
     for result in &results {
         assert!(result.is_ok(), "{}: {}", result.variant, result.outcome);
+        weir_harness::figures::conforms(result).unwrap();
     }
     for slow in results.iter().filter(|r| r.variant.starts_with("slow-")) {
         let f = slow.figures::<DeliverySlow>().unwrap();

@@ -29,6 +29,9 @@ fn a_tiny_run_writes_every_result_and_a_summary() {
     assert_eq!(figures.flows.len(), 4, "{figures:?}");
     assert_eq!(figures.throughput.len(), 3, "{figures:?}");
     assert!(figures.flat_spread_bytes.is_some());
+    for r in &results {
+        weir_harness::figures::conforms(r).unwrap();
+    }
     for r in &results[..9] {
         assert!(
             r.is_ok() || r.outcome.starts_with("capped"),

@@ -133,6 +133,41 @@ pub fn knows_metric(scenario: &str, variant: Option<&str>, path: &str) -> bool {
     }
 }
 
+/// Whether `result` carries the figures registered for its scenario and
+/// variant: every key of its `extra` is a field of one of the [`schemas`]
+/// of that variant (an empty `extra` always conforms). Scenario tests call
+/// it on what they wrote, so that the registry the gates' schema test reads
+/// stays the one the scenarios write.
+///
+/// # Errors
+///
+/// The keys no registered type of the variant has, or that the scenario
+/// has no figures registered.
+pub fn conforms(result: &ScenarioResult) -> Result<(), String> {
+    if result.extra.is_empty() {
+        return Ok(());
+    }
+    let Some(schemas) = schemas(&result.scenario, Some(&result.variant)) else {
+        return Err(format!("no figures registered for scenario `{}`", result.scenario));
+    };
+    let unknown: Vec<&str> = result
+        .extra
+        .keys()
+        .filter(|key| !schemas.iter().any(|s| s.get(key.as_str()).is_some()))
+        .map(String::as_str)
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}/{} writes figures its registered types lack: {}",
+            result.scenario,
+            result.variant,
+            unknown.join(", ")
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -247,6 +282,23 @@ mod tests {
         assert!(
             !knows_metric("offload", Some("lag-baseline-current_thread"), "extra.ratio"),
             "no figures"
+        );
+    }
+
+    #[test]
+    fn results_conform_to_their_variant_s_figures_or_are_named() {
+        let mut result = ScenarioResult::new("offload", "checksum-sha256");
+        result.set_figures(&offload::ChecksumRun::default());
+        assert_eq!(conforms(&result), Ok(()));
+        result.variant = "summary".into();
+        let error = conforms(&result).unwrap_err();
+        assert!(error.contains("offload/summary") && error.contains("ratio"), "{error}");
+        result.scenario = "nonesuch".into();
+        assert!(conforms(&result).unwrap_err().contains("no figures registered"));
+        assert_eq!(
+            conforms(&ScenarioResult::new("nonesuch", "x")),
+            Ok(()),
+            "nothing to conform"
         );
     }
 

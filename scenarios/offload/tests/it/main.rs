@@ -36,6 +36,9 @@ fn a_tiny_profile_writes_every_result_and_the_summary() {
         }
         assert_eq!(result.params["seed"], 42);
     }
+    for result in &results {
+        weir_harness::figures::conforms(result).unwrap();
+    }
     let summary = results.last().unwrap();
     assert_eq!(summary.variant, "summary");
     let figures = summary.figures::<OffloadSummary>().unwrap();

@@ -19,6 +19,7 @@ async fn every_row_of_the_matrix_is_clean() {
     assert_eq!(load_results(out.path()).unwrap().len(), 1);
     let matrix = &results[0];
     assert!(matrix.is_ok(), "{}", matrix.outcome);
+    weir_harness::figures::conforms(matrix).unwrap();
     let figures = matrix.figures::<ValidationMatrix>().unwrap();
     assert_eq!(figures.rows.len(), plan().len());
     for row in &figures.rows {
