@@ -1,10 +1,19 @@
 //! The headline table: one row per claim the README makes, each figure
 //! read from the results (never typed in), with the command that measures
-//! it. A row whose results are absent is left out, not guessed.
+//! it. A row whose results are absent is left out, not guessed. Figures
+//! are read as their scenario's types (`weir_harness::figures`).
 
 use std::fmt::Write as _;
 
+use serde::de::DeserializeOwned;
 use weir_harness::ScenarioResult;
+use weir_harness::figures::bench::BenchEstimate;
+use weir_harness::figures::cancellation::TrialsReport;
+use weir_harness::figures::chaos::ChaosRun;
+use weir_harness::figures::datasync::{DatasyncEncoding, DatasyncRun};
+use weir_harness::figures::delivery::{DeliveryFast, DeliverySlow};
+use weir_harness::figures::flow::FlowThroughput;
+use weir_harness::figures::offload::{ChecksumRun, StageRun};
 
 use crate::markdown::{self, bytes, rate};
 use crate::model::Table;
@@ -44,9 +53,15 @@ impl<'a> Results<'a> {
             .max_by_key(|r| r.started_unix_s)
     }
 
-    /// A metric of that newest result.
+    /// A metric of that newest result (the harness's own series:
+    /// `rss.*`, `lag.*`).
     fn num(&self, scenario: &str, variant: &str, filter: &str, path: &str) -> Option<f64> {
         self.newest(scenario, variant, filter)?.metric(path)
+    }
+
+    /// The figures of that newest result, as `T`.
+    fn figures<T: DeserializeOwned>(&self, scenario: &str, variant: &str, filter: &str) -> Option<T> {
+        self.newest(scenario, variant, filter)?.figures()
     }
 }
 
@@ -93,12 +108,12 @@ fn flow_backpressure(r: &Results<'_>) -> Option<Row> {
 fn flow_throughput(r: &Results<'_>) -> Option<Row> {
     let mut parts = Vec::new();
     for (sink, label) in [("file", "`FileSink`"), ("null", "`NullSink`")] {
-        let run = r.newest("flow", "throughput", &format!("sink={sink},chunk_size=65536"))?;
+        let run: FlowThroughput = r.figures("flow", "throughput", &format!("sink={sink},chunk_size=65536"))?;
         parts.push(format!(
             "{label} {:.2}x ({} vs {})",
-            run.metric("extra.ratio")?,
-            rate(run.metric("extra.engine_bps")?),
-            rate(run.metric("extra.plain_bps")?)
+            run.ratio,
+            rate(run.engine_bps),
+            rate(run.plain_bps)
         ));
     }
     Some([
@@ -111,13 +126,12 @@ fn flow_throughput(r: &Results<'_>) -> Option<Row> {
 fn cancel_latency(r: &Results<'_>) -> Option<Row> {
     let hung = r.newest("cancellation", "hung", "")?;
     let trials = param(hung, "trials").unwrap_or_default();
+    let figures: TrialsReport = hung.figures()?;
     Some([
         format!("cancel-to-return, hung sink write, {} trials", count(trials as f64)),
         format!(
-            "p99 {:.0} us (p50 {:.0} us); {:.0} writes after abort",
-            hung.metric("extra.latency.p99_us")?,
-            hung.metric("extra.latency.p50_us")?,
-            hung.metric("extra.violations")?
+            "p99 {:.0} us (p50 {:.0} us); {} writes after abort",
+            figures.latency.p99_us, figures.latency.p50_us, figures.violations
         ),
         "`weir-lab run cancellation`".into(),
     ])
@@ -136,8 +150,9 @@ fn chaos(r: &Results<'_>) -> Option<Row> {
     }
     let (mut schedules, mut violations) = (0.0, 0.0);
     for sink in &sinks {
-        schedules += r.num("chaos", sink, "", "extra.schedules")?;
-        violations += r.num("chaos", sink, "", "extra.violations")?;
+        let run: ChaosRun = r.figures("chaos", sink, "")?;
+        schedules += run.schedules as f64;
+        violations += run.violations as f64;
     }
     Some([
         format!(
@@ -153,9 +168,13 @@ fn delivery_slow(r: &Results<'_>) -> Option<Row> {
     let weir = r.newest("delivery", "slow-weir-pull", "")?;
     let clients = param(weir, "slow_clients").unwrap_or_default();
     let size = param(weir, "file_size").unwrap_or_default();
-    let mut figure = mib(weir.metric("extra.server_peak_rss_bytes")?);
-    if let Some(serve_file) = r.num("delivery", "slow-tower-serve-file", "", "extra.server_peak_rss_bytes") {
-        let _ = write!(figure, " (tower-http `ServeFile`: {})", mib(serve_file));
+    let mut figure = bytes(weir.figures::<DeliverySlow>()?.server_peak_rss_bytes);
+    if let Some(serve_file) = r.figures::<DeliverySlow>("delivery", "slow-tower-serve-file", "") {
+        let _ = write!(
+            figure,
+            " (tower-http `ServeFile`: {})",
+            bytes(serve_file.server_peak_rss_bytes)
+        );
     }
     Some([
         format!("HTTP, {clients} slow clients x {}: server peak RSS", bytes(size)),
@@ -165,8 +184,12 @@ fn delivery_slow(r: &Results<'_>) -> Option<Row> {
 }
 
 fn delivery_fast(r: &Results<'_>) -> Option<Row> {
-    let fast = r.num("delivery", "fast-weir-pull", "", "extra.throughput_vs_serve_file")?;
-    let cpu = r.num("delivery", "slow-weir-pull", "", "extra.cpu_per_gib_vs_serve_file")?;
+    let fast = r
+        .figures::<DeliveryFast>("delivery", "fast-weir-pull", "")?
+        .throughput_vs_serve_file?;
+    let cpu = r
+        .figures::<DeliverySlow>("delivery", "slow-weir-pull", "")?
+        .cpu_per_gib_vs_serve_file?;
     Some([
         "HTTP vs `ServeFile`: fast-client throughput; CPU per GiB sent to slow clients".into(),
         format!("{fast:.2}x; {cpu:.2}x"),
@@ -177,27 +200,34 @@ fn delivery_fast(r: &Results<'_>) -> Option<Row> {
 fn datasync_rate(r: &Results<'_>) -> Option<Row> {
     let copy = r.newest("datasync", "copy", "")?;
     let events = param(copy, "events").unwrap_or_default();
-    let verified = copy.metric("extra.verified") == Some(1.0);
+    let figures: DatasyncRun = copy.figures()?;
     Some([
         format!("DataSync, {} events with faults, exactly once", count(events as f64)),
         format!(
             "{} events/s; stored ids {}",
-            count(copy.metric("extra.events_per_s")?),
-            if verified { "equal the API's" } else { "NOT verified" }
+            count(figures.events_per_s),
+            if figures.verified {
+                "equal the API's"
+            } else {
+                "NOT verified"
+            }
         ),
         "`weir-lab run datasync`".into(),
     ])
 }
 
 fn datasync_baselines(r: &Results<'_>) -> Option<Row> {
-    let copy = r.newest("datasync", "copy", "")?;
-    let autocommit = copy.metric("extra.speedup_vs_row_by_row_autocommit")?;
-    let one_tx = copy.metric("extra.speedup_vs_row_by_row")?;
+    let copy: DatasyncRun = r.figures("datasync", "copy", "")?;
+    let autocommit = copy.speedup_vs_row_by_row_autocommit?;
+    let one_tx = copy.speedup_vs_row_by_row?;
     let mut figure = format!("{autocommit:.0}x autocommit; {one_tx:.1}x one transaction");
-    if let Some(tsv) = copy.metric("extra.speedup_vs_two_stage_tsv") {
+    if let Some(tsv) = copy.speedup_vs_two_stage_tsv {
         let _ = write!(figure, "; {tsv:.1}x two-stage TSV");
     }
-    if let Some(ceiling) = r.num("datasync", "copy-encoding", "", "extra.pg_copy_ceiling_vs_row_by_row") {
+    if let Some(ceiling) = r
+        .figures::<DatasyncEncoding>("datasync", "copy-encoding", "")
+        .and_then(|e| e.pg_copy_ceiling_vs_row_by_row)
+    {
         let _ = write!(
             figure,
             " (PostgreSQL's own COPY of the same rows: {ceiling:.1}x one transaction)"
@@ -212,10 +242,11 @@ fn datasync_baselines(r: &Results<'_>) -> Option<Row> {
 
 fn datasync_cpu(r: &Results<'_>) -> Option<Row> {
     let copy = r.newest("datasync", "copy", "")?;
-    let client = copy.metric("extra.cpu_client_us_per_event")?;
-    let server = copy.metric("extra.cpu_postgres_us_per_event")?;
+    let figures: DatasyncRun = copy.figures()?;
+    let client = figures.cpu_client_us_per_event?;
+    let server = figures.cpu_postgres_us_per_event?;
     let mut figure = format!("{client:.2} us / {server:.2} us");
-    if let Some(bound) = copy.metric("extra.cpu_bound_events_per_s") {
+    if let Some(bound) = figures.cpu_bound_events_per_s {
         let _ = write!(
             figure,
             ": {} cores allow ~{}k events/s",
@@ -231,8 +262,8 @@ fn datasync_cpu(r: &Results<'_>) -> Option<Row> {
 }
 
 fn checksums(r: &Results<'_>) -> Option<Row> {
-    let sha = r.num("offload", "checksum-sha256", "", "extra.ratio")?;
-    let blake = r.num("offload", "checksum-blake3", "", "extra.ratio")?;
+    let sha = r.figures::<ChecksumRun>("offload", "checksum-sha256", "")?.ratio;
+    let blake = r.figures::<ChecksumRun>("offload", "checksum-blake3", "")?.ratio;
     Some([
         "SHA-256 / BLAKE3 transform vs a raw hasher loop".into(),
         format!("{sha:.2}x / {blake:.2}x"),
@@ -243,7 +274,7 @@ fn checksums(r: &Results<'_>) -> Option<Row> {
 fn offload(r: &Results<'_>) -> Option<Row> {
     let offloaded = r.newest("offload", "offload-current_thread-spawn_blocking", "")?;
     let inline = r.num("offload", "offload-current_thread-inline", "", "lag.p99_us")?;
-    let per_chunk = offloaded.metric("extra.per_chunk_cpu_us")?;
+    let per_chunk = offloaded.figures::<StageRun>()?.per_chunk_cpu_us;
     Some([
         format!(
             "CPU-heavy stage ({}/chunk), current-thread runtime: lag p99",
@@ -262,12 +293,8 @@ fn bench_engine(r: &Results<'_>) -> Option<Row> {
     let ratios: Vec<String> = ["4096", "65536", "1048576"]
         .iter()
         .filter_map(|size| {
-            r.num(
-                "bench",
-                &format!("engine_vs_raw/engine/{size}"),
-                "",
-                "extra.ratio_vs_raw",
-            )
+            r.figures::<BenchEstimate>("bench", &format!("engine_vs_raw/engine/{size}"), "")?
+                .ratio_vs_raw
         })
         .map(|ratio| format!("{ratio:.2}x"))
         .collect();
@@ -354,9 +381,10 @@ mod tests {
         let mut hung = ScenarioResult::new("cancellation", "hung");
         hung.outcome = "ok".into();
         hung.params.insert("trials".into(), 1000.into());
-        hung.extra
-            .insert("latency".into(), serde_json::json!({"p50_us": 42.1, "p99_us": 121.6}));
-        hung.extra.insert("violations".into(), 0.into());
+        let mut figures = TrialsReport::default();
+        figures.latency.p50_us = 42.1;
+        figures.latency.p99_us = 121.6;
+        hung.set_figures(&figures);
         let table = table(&[hung.clone()]);
         assert_eq!(table.rows.len(), 1);
         assert_eq!(table.rows[0][1], "p99 122 us (p50 42 us); 0 writes after abort");

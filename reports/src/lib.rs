@@ -62,24 +62,26 @@ pub enum Error {
     /// A document's generated block could not be found.
     #[error("splicing generated markdown: {0}")]
     Splice(String),
+    /// The gates file exists but cannot be used.
+    #[error("reading the gates the report shows verdicts of")]
+    Gates(#[source] weir_gate::GateError),
 }
 
+/// The gates file the report's verdicts come from when no other is named:
+/// `gates.toml`, relative to the working directory (the repository root for
+/// `just report`).
+pub const DEFAULT_GATES: &str = "gates.toml";
+
 /// Loads every result in `dir` and renders the report into `out` (see
-/// [`render`]); returns the index's path.
+/// [`render`]), with the verdicts of [`DEFAULT_GATES`]; returns the index's
+/// path.
 ///
 /// # Errors
 ///
-/// When `dir` cannot be read or holds no results, or the report cannot be
-/// written.
+/// When `dir` cannot be read or holds no results, the gates file is
+/// malformed, or the report cannot be written.
 pub fn render_dir(dir: &Path, out: &Path, publish: Option<&Path>) -> Result<PathBuf, Error> {
-    let results = weir_harness::load_results(dir).map_err(|source| Error::Io {
-        context: format!("reading results from {}", dir.display()),
-        source,
-    })?;
-    if results.is_empty() {
-        return Err(Error::NoResults(dir.to_path_buf()));
-    }
-    render(&results, out, publish)
+    render_dir_gated(dir, None, out, publish, Path::new(DEFAULT_GATES))
 }
 
 /// Like [`render_dir`], and also reads criterion's estimates under
@@ -88,23 +90,43 @@ pub fn render_dir(dir: &Path, out: &Path, publish: Option<&Path>) -> Result<Path
 ///
 /// # Errors
 ///
-/// When `dir` cannot be read, neither directory holds results, or the
-/// report cannot be written.
+/// When `dir` cannot be read, neither directory holds results, the gates
+/// file is malformed, or the report cannot be written.
 pub fn render_dir_with_criterion(
     dir: &Path,
     criterion: &Path,
     out: &Path,
     publish: Option<&Path>,
 ) -> Result<PathBuf, Error> {
+    render_dir_gated(dir, Some(criterion), out, publish, Path::new(DEFAULT_GATES))
+}
+
+/// The report of the results in `dir` (and criterion's estimates under
+/// `criterion`, when given), each section showing the verdicts of the
+/// gates in `gates` on its scenario (see [`render_gated`]).
+///
+/// # Errors
+///
+/// When `dir` cannot be read, no results are found, the gates file is
+/// malformed, or the report cannot be written.
+pub fn render_dir_gated(
+    dir: &Path,
+    criterion: Option<&Path>,
+    out: &Path,
+    publish: Option<&Path>,
+    gates: &Path,
+) -> Result<PathBuf, Error> {
     let mut results = weir_harness::load_results(dir).map_err(|source| Error::Io {
         context: format!("reading results from {}", dir.display()),
         source,
     })?;
-    results.extend(weir_harness::criterion_results(criterion));
+    if let Some(criterion) = criterion {
+        results.extend(weir_harness::criterion_results(criterion));
+    }
     if results.is_empty() {
         return Err(Error::NoResults(dir.to_path_buf()));
     }
-    render(&results, out, publish)
+    render_gated(&results, out, publish, gates)
 }
 
 /// A line naming the newest result's machine, date and revision, printed
@@ -134,11 +156,35 @@ pub fn provenance(results: &[ScenarioResult]) -> String {
 /// write-ups' directory, `reports/`), the write-ups' figures are also
 /// copied into `publish/figures/` and their generated markdown (tables, the
 /// README snippet: the flow figure and the [`headline`] table) written there.
+/// Each section shows the verdicts of [`DEFAULT_GATES`] on its scenario.
 ///
 /// # Errors
 ///
-/// When a chart or a file cannot be written.
+/// When the gates file is malformed, or a chart or a file cannot be
+/// written.
 pub fn render(results: &[ScenarioResult], out: &Path, publish: Option<&Path>) -> Result<PathBuf, Error> {
+    render_gated(results, out, publish, Path::new(DEFAULT_GATES))
+}
+
+/// Like [`render`], with the verdicts of the gates file at `gates` (the one
+/// verdict system: each section shows `weir_gate::evaluate` of the gates on
+/// its scenario). A missing file is no error: the sections say so.
+///
+/// # Errors
+///
+/// When the gates file exists but cannot be read or parsed, or a chart or
+/// a file cannot be written.
+pub fn render_gated(
+    results: &[ScenarioResult],
+    out: &Path,
+    publish: Option<&Path>,
+    gates: &Path,
+) -> Result<PathBuf, Error> {
+    let gate_file = if gates.exists() {
+        Some(weir_gate::GateFile::load(gates).map_err(Error::Gates)?)
+    } else {
+        None
+    };
     sections::create_dir(out)?;
     let mut by_scenario: BTreeMap<&str, Vec<ScenarioResult>> = BTreeMap::new();
     for r in results {
@@ -161,6 +207,14 @@ pub fn render(results: &[ScenarioResult], out: &Path, publish: Option<&Path>) ->
         publish,
         note: note.clone(),
         readme: String::new(),
+        gates: sections::Gates {
+            // The file's name, not where this machine keeps it: the text is
+            // published.
+            path: gates
+                .file_name()
+                .map_or_else(|| gates.display().to_string(), |n| n.to_string_lossy().into_owned()),
+            file: gate_file,
+        },
     };
     let mut absent = Vec::new();
     for section in sections::SECTIONS {

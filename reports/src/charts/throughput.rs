@@ -1,7 +1,7 @@
 //! Throughput bars: the engine next to the plain `std::fs` loop it is
 //! compared with, per sink.
 
-use weir_flow::ThroughputRow;
+use weir_harness::figures::flow::ThroughputRow;
 
 use crate::model::{Bar, BarChart};
 

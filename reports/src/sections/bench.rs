@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde_json::Value;
 use weir_harness::ScenarioResult;
+use weir_harness::figures::bench::BenchEstimate;
 
 use super::{Figures, Section};
 use crate::Error;
@@ -31,16 +31,17 @@ pub(crate) struct Bench<'a> {
 }
 
 impl Bench<'_> {
+    fn figures(&self) -> BenchEstimate {
+        self.result.figures().unwrap_or_default()
+    }
+
     fn mean_ns(&self) -> f64 {
-        self.result
-            .extra
-            .get("mean_ns")
-            .and_then(Value::as_f64)
-            .unwrap_or(self.result.elapsed_s * 1e9)
+        let mean = self.figures().mean_ns;
+        if mean > 0.0 { mean } else { self.result.elapsed_s * 1e9 }
     }
 
     fn ratio(&self) -> Option<f64> {
-        self.result.extra.get("ratio_vs_raw").and_then(Value::as_f64)
+        self.figures().ratio_vs_raw
     }
 }
 
@@ -206,7 +207,8 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
         );
     }
     let note = figures.note.clone();
-    let mut md = String::new();
+    let mut md = figures.gates.verdicts("bench", results);
+    md.push('\n');
     let _ = writeln!(
         md,
         "Criterion's mean time per iteration; ratio = the raw loop's time over the benchmark's (above 1: faster \
@@ -253,10 +255,10 @@ mod tests {
         r.bytes = bytes;
         r.elapsed_s = mean_ns / 1e9;
         r.throughput_bps = bytes as f64 / r.elapsed_s;
-        r.extra.insert("mean_ns".into(), json!(mean_ns));
-        if let Some(ratio) = ratio {
-            r.extra.insert("ratio_vs_raw".into(), json!(ratio));
-        }
+        r.set_figures(&BenchEstimate {
+            mean_ns,
+            ratio_vs_raw: ratio,
+        });
         r
     }
 
@@ -286,6 +288,10 @@ mod tests {
         .assert_eq(&markdown::table(&group_table(&groups["engine_vs_raw"])));
         assert!(md.contains("| 8 | - | 8.00 ms | 131 MB/s |"), "{md}");
         assert!(md.contains("| - | engine | 1.20 us | 900 ns | - | - | 0.75x |"), "{md}");
+        assert!(
+            md.contains("| bench: engine vs raw loop, 64 KiB chunks | bench/engine_vs_raw/engine/65536 | `extra.ratio_vs_raw` | 0.800 | >= 0.600 | +33% | pass |"),
+            "{md}"
+        );
         for figure in ["bench-in-flight-sweep", "bench-engine-vs-raw"] {
             assert!(md.contains(&format!("figures/{figure}.svg")), "{md}");
             assert!(dir.path().join(format!("figures/{figure}.png")).is_file());

@@ -1,14 +1,15 @@
-//! The cancellation section: the floors as checks, cancel-to-return latency
+//! The cancellation section: the gates' verdicts, cancel-to-return latency
 //! by percentile (hung and slow sinks), client disconnects, and the
 //! graceful shutdown's active ingestions over time with its summary. Read
-//! from the results' `extra` maps (written by `weir-cancellation`).
+//! as the typed figures `weir-cancellation` writes
+//! (`weir_harness::figures::cancellation`).
 
 use std::fmt::Write as _;
 
-use serde_json::Value;
 use weir_harness::ScenarioResult;
+use weir_harness::figures::cancellation::{DisconnectReport, Expected, ShutdownRun, TrialsReport};
 
-use super::{Figures, Section, checks_table};
+use super::{Figures, Section};
 use crate::Error;
 use crate::markdown;
 use crate::model::{Chart, LineChart, Series, Table, downsample_max};
@@ -27,17 +28,6 @@ fn newest<'a>(results: &'a [ScenarioResult], variant: &str) -> Option<&'a Scenar
         .max_by_key(|r| r.started_unix_s)
 }
 
-fn num(v: &Value, path: &[&str]) -> f64 {
-    path.iter()
-        .try_fold(v, |v, key| v.get(key))
-        .and_then(Value::as_f64)
-        .unwrap_or_default()
-}
-
-fn extra(r: &ScenarioResult) -> Value {
-    Value::Object(r.extra.clone())
-}
-
 fn us(value: f64) -> String {
     if value >= 1000.0 {
         format!("{:.2} ms", value / 1000.0)
@@ -46,8 +36,15 @@ fn us(value: f64) -> String {
     }
 }
 
+/// A batch of trials and its figures.
+type Batch<'a> = (&'a ScenarioResult, TrialsReport);
+
+fn batch(r: &ScenarioResult) -> Batch<'_> {
+    (r, r.figures().unwrap_or_default())
+}
+
 /// One row per trial batch (hung, slow).
-pub(crate) fn latency_table(batches: &[&ScenarioResult]) -> Table {
+pub(crate) fn latency_table(batches: &[Batch<'_>]) -> Table {
     let mut table = Table::new([
         "sink",
         "trials",
@@ -61,40 +58,36 @@ pub(crate) fn latency_table(batches: &[&ScenarioResult]) -> Table {
         "writes after abort",
         "leaked fds",
     ]);
-    for r in batches {
-        let e = extra(r);
+    for (r, f) in batches {
         table.row([
             r.variant.clone(),
-            format!("{}", num(&e, &["trials"])),
-            format!("{} / {}", num(&e, &["cancelled"]), num(&e, &["committed"])),
-            us(num(&e, &["latency", "p50_us"])),
-            us(num(&e, &["latency", "p90_us"])),
-            us(num(&e, &["latency", "p99_us"])),
-            us(num(&e, &["latency", "p999_us"])),
-            us(num(&e, &["latency", "max_us"])),
-            us(num(&e, &["abort_duration", "p99_us"])),
-            format!("{}", num(&e, &["violations"])),
-            format!("{}", num(&e, &["leaked_fds"])),
+            f.trials.to_string(),
+            format!("{} / {}", f.cancelled, f.committed),
+            us(f.latency.p50_us),
+            us(f.latency.p90_us),
+            us(f.latency.p99_us),
+            us(f.latency.p999_us),
+            us(f.latency.max_us),
+            us(f.abort_duration.p99_us),
+            f.violations.to_string(),
+            f.leaked_fds.to_string(),
         ]);
     }
     table
 }
 
 /// Cancel-to-return by source and inner sink, per batch.
-pub(crate) fn by_case_table(batches: &[&ScenarioResult]) -> Table {
+pub(crate) fn by_case_table(batches: &[Batch<'_>]) -> Table {
     let mut table = Table::new(["sink", "source -> inner sink", "cancelled", "p50", "p99", "max"]);
-    for r in batches {
-        let Some(cases) = r.extra.get("latency_by_case").and_then(Value::as_object) else {
-            continue;
-        };
-        for (case, stats) in cases {
+    for (r, f) in batches {
+        for (case, stats) in &f.latency_by_case {
             table.row([
                 r.variant.clone(),
                 case.clone(),
-                format!("{}", num(stats, &["count"])),
-                us(num(stats, &["p50_us"])),
-                us(num(stats, &["p99_us"])),
-                us(num(stats, &["max_us"])),
+                stats.count.to_string(),
+                us(stats.p50_us),
+                us(stats.p99_us),
+                us(stats.max_us),
             ]);
         }
     }
@@ -102,23 +95,19 @@ pub(crate) fn by_case_table(batches: &[&ScenarioResult]) -> Table {
 }
 
 /// Latency against "nines" (0.9 -> 1, 0.99 -> 2, ...), one line per batch.
-pub(crate) fn latency_chart(batches: &[&ScenarioResult], note: &str) -> LineChart {
+pub(crate) fn latency_chart(batches: &[Batch<'_>], note: &str) -> LineChart {
     let series = batches
         .iter()
-        .filter_map(|r| {
-            let quantiles = r.extra.get("latency")?.get("quantiles")?.as_array()?;
-            let points = quantiles
+        .filter(|(_, f)| !f.latency.quantiles.is_empty())
+        .map(|(r, f)| Series {
+            name: format!("{} sink", r.variant),
+            points: f
+                .latency
+                .quantiles
                 .iter()
-                .filter_map(|pair| {
-                    let q = pair.get(0)?.as_f64()?;
-                    let value = pair.get(1)?.as_f64()?;
-                    (q < 1.0).then(|| (-(1.0 - q).log10(), value / 1000.0))
-                })
-                .collect();
-            Some(Series {
-                name: format!("{} sink", r.variant),
-                points,
-            })
+                .filter(|(q, _)| *q < 1.0)
+                .map(|(q, value)| (-(1.0 - q).log10(), value / 1000.0))
+                .collect(),
         })
         .collect();
     LineChart {
@@ -133,19 +122,13 @@ pub(crate) fn latency_chart(batches: &[&ScenarioResult], note: &str) -> LineChar
 
 /// Active ingestions over time, with the signal and the deadline drawn as
 /// vertical lines.
-pub(crate) fn active_chart(shutdown: &ScenarioResult, note: &str) -> LineChart {
-    let e = extra(shutdown);
-    let samples: Vec<(f64, f64)> = e
-        .get("active_samples")
-        .and_then(Value::as_array)
-        .map(|samples| {
-            samples
-                .iter()
-                .filter_map(|s| Some((s.get(0)?.as_f64()? / 1000.0, s.get(1)?.as_f64()?)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let top = num(&e, &["ingestions"]);
+pub(crate) fn active_chart(shutdown: &ShutdownRun, note: &str) -> LineChart {
+    let samples: Vec<(f64, f64)> = shutdown
+        .active_samples
+        .iter()
+        .map(|&(ms, active)| (ms / 1000.0, active as f64))
+        .collect();
+    let top = shutdown.ingestions as f64;
     let vertical = |name: &str, ms: f64| Series {
         name: format!("{name} ({:.0} ms)", ms),
         points: vec![(ms / 1000.0, 0.0), (ms / 1000.0, top)],
@@ -154,8 +137,8 @@ pub(crate) fn active_chart(shutdown: &ScenarioResult, note: &str) -> LineChart {
         name: "active ingestions".to_owned(),
         points: downsample_max(&samples, crate::charts::MAX_POINTS),
     }];
-    series.push(vertical("SIGTERM seen", num(&e, &["shutdown_began_ms"])));
-    series.push(vertical("grace deadline", num(&e, &["deadline_ms"])));
+    series.push(vertical("SIGTERM seen", shutdown.shutdown_began_ms));
+    series.push(vertical("grace deadline", shutdown.deadline_ms));
     LineChart {
         title: "Graceful shutdown: active ingestions over time".to_owned(),
         note: note.to_owned(),
@@ -167,51 +150,31 @@ pub(crate) fn active_chart(shutdown: &ScenarioResult, note: &str) -> LineChart {
 }
 
 /// The registry's summary and the expectations met.
-pub(crate) fn shutdown_table(shutdown: &ScenarioResult) -> Table {
-    let e = extra(shutdown);
+pub(crate) fn shutdown_table(shutdown: &ShutdownRun) -> Table {
     let mut table = Table::new(["figure", "value"]);
-    let records = e.get("records").and_then(Value::as_array).cloned().unwrap_or_default();
-    let met = |expected: &str| {
-        let of: Vec<&Value> = records
-            .iter()
-            .filter(|r| r.get("expected").and_then(Value::as_str) == Some(expected))
-            .collect();
-        let ok = of
-            .iter()
-            .filter(|r| r.get("as_expected").and_then(Value::as_bool) == Some(true))
-            .count();
-        format!("{ok} of {}", of.len())
+    let met = |expected: Expected| {
+        let (of, ok) = shutdown.tally(expected);
+        format!("{ok} of {of}")
     };
+    let s = &shutdown.summary;
     for (figure, value) in [
-        ("ingestions", format!("{}", num(&e, &["ingestions"]))),
-        ("grace", format!("{:.0} ms", num(&e, &["grace_ms"]))),
-        ("SIGTERM seen at", format!("{:.0} ms", num(&e, &["shutdown_began_ms"]))),
-        ("completed", format!("{}", num(&e, &["summary", "completed"]))),
-        (
-            "aborted (cancelled by the shutdown)",
-            format!("{}", num(&e, &["summary", "aborted"])),
-        ),
-        ("failed", format!("{}", num(&e, &["summary", "failed"]))),
-        (
-            "refused (late arrivals)",
-            format!("{}", num(&e, &["summary", "refused"])),
-        ),
-        (
-            "still running at the deadline",
-            format!("{}", num(&e, &["summary", "cancelled_at_deadline"])),
-        ),
-        ("shutdown took", format!("{:.0} ms", num(&e, &["summary", "took_ms"]))),
-        ("planned to finish well within the grace: committed", met("finish")),
-        ("planned to end well after the deadline: aborted", met("abort")),
-        ("within the margin of the deadline: one clean ending", met("either")),
+        ("ingestions", shutdown.ingestions.to_string()),
+        ("grace", format!("{:.0} ms", shutdown.grace_ms)),
+        ("SIGTERM seen at", format!("{:.0} ms", shutdown.shutdown_began_ms)),
+        ("completed", s.completed.to_string()),
+        ("aborted (cancelled by the shutdown)", s.aborted.to_string()),
+        ("failed", s.failed.to_string()),
+        ("refused (late arrivals)", s.refused.to_string()),
+        ("still running at the deadline", s.cancelled_at_deadline.to_string()),
+        ("shutdown took", format!("{:.0} ms", s.took_ms)),
+        ("planned to finish well within the grace: committed", met(Expected::Finish)),
+        ("planned to end well after the deadline: aborted", met(Expected::Abort)),
+        ("within the margin of the deadline: one clean ending", met(Expected::Either)),
         (
             "fds / threads before -> after",
             format!(
                 "{} -> {} / {} -> {}",
-                num(&e, &["fds_before"]),
-                num(&e, &["fds_after"]),
-                num(&e, &["threads_before"]),
-                num(&e, &["threads_after"])
+                shutdown.fds_before, shutdown.fds_after, shutdown.threads_before, shutdown.threads_after
             ),
         ),
     ] {
@@ -223,22 +186,13 @@ pub(crate) fn shutdown_table(shutdown: &ScenarioResult) -> Table {
 fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<String, Error> {
     let note = figures.note.clone();
     let mut md = String::new();
-    if let Some(summary) = newest(results, "summary") {
-        let table = checks_table(summary);
-        let passed = table
-            .rows
-            .iter()
-            .filter(|r| r.last().is_some_and(|c| c == "pass"))
-            .count();
-        let _ = writeln!(
-            md,
-            "{passed} of {} checks pass.\n\n{}",
-            table.rows.len(),
-            markdown::table(&table)
-        );
-    }
+    let _ = writeln!(md, "{}", figures.gates.verdicts("cancellation", results));
 
-    let batches: Vec<&ScenarioResult> = ["hung", "slow"].iter().filter_map(|v| newest(results, v)).collect();
+    let batches: Vec<Batch<'_>> = ["hung", "slow"]
+        .iter()
+        .filter_map(|v| newest(results, v))
+        .map(batch)
+        .collect();
     if !batches.is_empty() {
         let _ = writeln!(
             md,
@@ -266,40 +220,39 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
     }
 
     if let Some(disconnect) = newest(results, "disconnect") {
-        let e = extra(disconnect);
+        let e = disconnect.figures::<DisconnectReport>().unwrap_or_default();
         let _ = writeln!(
             md,
             "### Client disconnect\n\nThe peer promises a length (8-byte prefix) and hangs up early, by FIN or RST. \
              {} of {} trials ended as expected ({} closed, {} reset, {} complete); hang-up to return p50 {}, p99 {}; \
              leaked fds {}, writes after abort {}.\n",
-            num(&e, &["as_expected"]),
-            num(&e, &["trials"]),
-            num(&e, &["closed"]),
-            num(&e, &["reset"]),
-            num(&e, &["complete"]),
-            us(num(&e, &["latency", "p50_us"])),
-            us(num(&e, &["latency", "p99_us"])),
-            num(&e, &["leaked_fds"]),
-            num(&e, &["violations"]),
+            e.as_expected,
+            e.trials,
+            e.closed,
+            e.reset,
+            e.complete,
+            us(e.latency.p50_us),
+            us(e.latency.p99_us),
+            e.leaked_fds,
+            e.violations,
         );
-        for key in ["close_error_example", "reset_error_example"] {
-            if let Some(text) = e.get(key).and_then(Value::as_str) {
-                let _ = writeln!(md, "- `{text}`");
-            }
+        for text in [&e.close_error_example, &e.reset_error_example].into_iter().flatten() {
+            let _ = writeln!(md, "- `{text}`");
         }
         md.push('\n');
     }
 
     if let Some(shutdown) = newest(results, "shutdown") {
+        let shutdown = shutdown.figures::<ShutdownRun>().unwrap_or_default();
         let _ = writeln!(md, "### Graceful shutdown under SIGTERM\n");
-        let chart = Chart::Line(active_chart(shutdown, &note));
+        let chart = Chart::Line(active_chart(&shutdown, &note));
         md.push_str(&figures.chart(
             "cancellation-shutdown-active",
             "active ingestions over time",
             &chart,
             true,
         )?);
-        let _ = writeln!(md, "\n{}", markdown::table(&shutdown_table(shutdown)));
+        let _ = writeln!(md, "\n{}", markdown::table(&shutdown_table(&shutdown)));
     }
     Ok(md)
 }

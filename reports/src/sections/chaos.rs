@@ -1,12 +1,13 @@
 //! The chaos section: the atomic invariant over generated failure schedules
 //! per sink (schedules, committed, aborted, violations), with the replay
-//! command of any schedule that broke it. Read from the results written by
-//! `weir-chaos`.
+//! command of any schedule that broke it, and the gates' verdicts. Read as
+//! the [`ChaosRun`] figures `weir-chaos` writes.
 
 use std::fmt::Write as _;
 
 use serde_json::Value;
 use weir_harness::ScenarioResult;
+use weir_harness::figures::chaos::ChaosRun;
 
 use super::newest_per_variant;
 
@@ -21,13 +22,6 @@ pub(crate) const SECTION: Section = Section {
     render,
 };
 
-fn count(r: &ScenarioResult, key: &str) -> String {
-    r.extra
-        .get(key)
-        .and_then(Value::as_u64)
-        .map_or_else(|| "-".to_owned(), |n| n.to_string())
-}
-
 /// One row per sink.
 pub(crate) fn sweep_table(results: &[&ScenarioResult]) -> Table {
     let mut table = Table::new([
@@ -41,12 +35,13 @@ pub(crate) fn sweep_table(results: &[&ScenarioResult]) -> Table {
         "outcome",
     ]);
     for r in results {
+        let f = r.figures::<ChaosRun>().unwrap_or_default();
         table.row([
             r.variant.clone(),
-            count(r, "schedules"),
-            count(r, "committed"),
-            count(r, "aborted"),
-            count(r, "violations"),
+            f.schedules.to_string(),
+            f.committed.to_string(),
+            f.aborted.to_string(),
+            f.violations.to_string(),
             r.params
                 .get("first_seed")
                 .and_then(Value::as_u64)
@@ -58,7 +53,7 @@ pub(crate) fn sweep_table(results: &[&ScenarioResult]) -> Table {
     table
 }
 
-fn render(results: &[ScenarioResult], _figures: &mut Figures<'_>) -> Result<String, Error> {
+fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<String, Error> {
     let newest = newest_per_variant(results);
     if newest.is_empty() {
         return Ok("No results; run `weir-lab run chaos`.\n".to_owned());
@@ -66,7 +61,8 @@ fn render(results: &[ScenarioResult], _figures: &mut Figures<'_>) -> Result<Stri
     let runs: Vec<&ScenarioResult> = newest.values().copied().collect();
     let violations: u64 = runs
         .iter()
-        .filter_map(|r| r.extra.get("violations").and_then(Value::as_u64))
+        .filter_map(|r| r.figures::<ChaosRun>())
+        .map(|f| f.violations)
         .sum();
     let mut md = String::new();
     let _ = writeln!(
@@ -76,33 +72,41 @@ fn render(results: &[ScenarioResult], _figures: &mut Figures<'_>) -> Result<Stri
         markdown::table(&sweep_table(&runs))
     );
     for r in &runs {
-        let failures = r.extra.get("failures").and_then(Value::as_array);
-        for f in failures.into_iter().flatten().take(5) {
-            if let Some(replay) = f.get("replay").and_then(Value::as_str) {
-                let _ = writeln!(md, "- {}: `{replay}`", r.variant);
-            }
+        let failures = r.figures::<ChaosRun>().unwrap_or_default().failures;
+        for f in failures.iter().take(5) {
+            let _ = writeln!(md, "- {}: `{}`", r.variant, f.replay);
         }
     }
+    let _ = writeln!(md, "\n{}", figures.gates.verdicts("chaos", results));
     Ok(md)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
+    use weir_harness::figures::chaos::ChaosFailure;
+
+    use super::*;
 
     fn sweep(sink: &str, committed: u64, violations: u64) -> ScenarioResult {
         let mut r = ScenarioResult::new("chaos", sink);
         r.params.insert("first_seed".into(), json!(42));
-        r.extra.insert("schedules".into(), json!(2000));
-        r.extra.insert("committed".into(), json!(committed));
-        r.extra.insert("aborted".into(), json!(2000 - committed));
-        r.extra.insert("violations".into(), json!(violations));
+        let mut figures = ChaosRun {
+            schedules: 2000,
+            committed,
+            aborted: 2000 - committed,
+            violations,
+            failures: Vec::new(),
+        };
         if violations > 0 {
             r.outcome = format!("{violations} schedules broke the invariant");
-            r.extra
-                .insert("failures".into(), json!([{"seed": 77, "replay": format!("just replay 77 {sink}")}]));
+            figures.failures.push(ChaosFailure {
+                seed: 77,
+                violations: vec!["abort after finalize".into()],
+                replay: format!("just replay 77 {sink}"),
+            });
         }
+        r.set_figures(&figures);
         r
     }
 
@@ -115,6 +119,10 @@ mod tests {
         assert!(md.contains("| file | 2000 | 900 | 1100 | 1 | 42 |"), "{md}");
         assert!(md.contains("1 violation(s) in total"), "{md}");
         assert!(md.contains("- file: `just replay 77 file`"), "{md}");
+        // The one gate on chaos covers every sink: the file sink's
+        // violation fails it, the memory sink passes.
+        assert!(md.contains("| chaos: no invariant violation | chaos/memory | `extra.violations` | 0 | <= 0 | +0% | pass |"), "{md}");
+        assert!(md.contains("| chaos: no invariant violation | chaos/file | `extra.violations` | 1 | <= 0 | - | **FAIL** |"), "{md}");
         let empty = render(&[], &mut figures).unwrap();
         assert!(empty.contains("run `weir-lab run chaos`"), "{empty}");
     }

@@ -2,13 +2,15 @@
 //! PostgreSQL for the exactly-once COPY job against staging-only, the
 //! two-stage TSV design and row-by-row INSERTs (table and bars), with each
 //! variant's event count and exactly-once verification, and the COPY
-//! encoding comparison. Read from the results written by `weir-datasync`.
+//! encoding comparison, and the gates' verdicts. Read as the typed figures
+//! `weir-datasync-lab` writes (`weir_harness::figures::datasync`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde_json::Value;
 use weir_harness::ScenarioResult;
+use weir_harness::figures::datasync::{DatasyncEncoding, DatasyncRun};
 
 use super::newest_per_variant;
 
@@ -34,15 +36,8 @@ const VARIANTS: [(&str, &str); 5] = [
 /// The encoding comparison's variant.
 const ENCODING: &str = "copy-encoding";
 
-fn num(r: &ScenarioResult, key: &str) -> Option<f64> {
-    r.extra.get(key).and_then(Value::as_f64)
-}
-
-fn count(r: &ScenarioResult, key: &str) -> String {
-    r.extra
-        .get(key)
-        .and_then(Value::as_u64)
-        .map_or_else(|| "-".to_owned(), |n| n.to_string())
+fn job(r: &ScenarioResult) -> DatasyncRun {
+    r.figures().unwrap_or_default()
 }
 
 /// The job runs in display order (known variants first, then any other
@@ -59,7 +54,8 @@ fn job_runs<'a>(newest: &BTreeMap<&str, &'a ScenarioResult>) -> Vec<&'a Scenario
 }
 
 fn events_per_s(r: &ScenarioResult) -> Option<f64> {
-    num(r, "events_per_s").filter(|_| r.is_ok())
+    let rate = job(r).events_per_s;
+    (r.is_ok() && rate > 0.0).then_some(rate)
 }
 
 /// One row per variant: N, time, events/s, the job's speed-up over it,
@@ -83,6 +79,7 @@ pub(crate) fn variants_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table 
     for r in job_runs(newest) {
         let what = VARIANTS.iter().find(|(v, _)| *v == r.variant).map_or("", |(_, w)| w);
         let rate = events_per_s(r);
+        let f = job(r);
         table.row([
             r.variant.clone(),
             what.to_owned(),
@@ -96,24 +93,13 @@ pub(crate) fn variants_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table 
                 (Some(c), Some(x)) if x > 0.0 => format!("{:.2}x", c / x),
                 _ => "-".to_owned(),
             },
-            count(r, "rows_inserted"),
-            count(r, "dead_letters"),
-            format!(
-                "{} / {}",
-                count(r, "repeats_dropped"),
-                count(r, "duplicates_skipped_by_postgres")
-            ),
-            r.extra
-                .get("fetch")
-                .and_then(|f| f.get("retries"))
-                .and_then(Value::as_u64)
+            f.rows_inserted.to_string(),
+            f.dead_letters.to_string(),
+            format!("{} / {}", f.repeats_dropped, f.duplicates_skipped_by_postgres),
+            f.fetch
+                .get("retries")
                 .map_or_else(|| "-".to_owned(), |n| n.to_string()),
-            match r.extra.get("verified").and_then(Value::as_bool) {
-                Some(true) => "yes",
-                Some(false) => "NO",
-                None => "-",
-            }
-            .to_owned(),
+            if f.verified { "yes" } else { "NO" }.to_owned(),
             r.outcome.clone(),
         ]);
     }
@@ -155,7 +141,7 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
     } else {
         let verified = job_runs(&newest)
             .iter()
-            .filter(|r| r.extra.get("verified").and_then(Value::as_bool) == Some(true))
+            .filter(|r| job(r).verified)
             .count();
         let _ = writeln!(
             md,
@@ -176,14 +162,15 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
             md.push('\n');
         }
     }
-    if let Some(copy) = newest.get("copy")
+    if let Some(copy) = newest.get("copy").map(|r| job(r))
         && let (Some(client), Some(server), Some(bound)) = (
-            num(copy, "cpu_client_us_per_event"),
-            num(copy, "cpu_postgres_us_per_event"),
-            num(copy, "cpu_bound_events_per_s"),
+            copy.cpu_client_us_per_event,
+            copy.cpu_postgres_us_per_event,
+            copy.cpu_bound_events_per_s,
         )
     {
-        let ten = num(copy, "ten_times_row_by_row_events_per_s")
+        let ten = copy
+            .ten_times_row_by_row_events_per_s
             .map(|t| format!("; 10x row-by-row would need {t:.0} events/s"))
             .unwrap_or_default();
         let _ = writeln!(
@@ -195,30 +182,25 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
         );
     }
     if let Some(encoding) = newest.get(ENCODING) {
-        match (
-            num(encoding, "pre_encoded_rows_per_s"),
-            num(encoding, "binary_copy_in_writer_rows_per_s"),
-        ) {
-            (Some(pre), Some(typed)) => {
+        let f = encoding.figures::<DatasyncEncoding>().unwrap_or_default();
+        match (f.pre_encoded_rows_per_s, f.binary_copy_in_writer_rows_per_s) {
+            (pre, typed) if encoding.is_ok() && pre > 0.0 && typed > 0.0 => {
                 let _ = writeln!(
                     md,
                     "COPY encoding ({} rows, no API): pre-encoded binary frames {pre:.0} rows/s vs \
                      `BinaryCopyInWriter` {typed:.0} rows/s ({:.2}x).\n",
                     encoding.params.get("events").and_then(Value::as_u64).unwrap_or_default(),
-                    num(encoding, "pre_encoded_speedup").unwrap_or_default()
+                    f.pre_encoded_speedup
                 );
             }
             _ => {
                 let _ = writeln!(md, "COPY encoding comparison: {}.\n", encoding.outcome);
             }
         }
-        if let (Some(one), Some(two)) = (
-            num(encoding, "pg_copy_ceiling_rows_per_s_1conn"),
-            num(encoding, "pg_copy_ceiling_rows_per_s_2conn"),
-        ) {
+        if let (Some(one), Some(two)) = (f.pg_copy_ceiling_rows_per_s_1conn, f.pg_copy_ceiling_rows_per_s_2conn) {
             let cpu = match (
-                num(encoding, "pg_copy_ceiling_cpu_postgres_us_per_event"),
-                num(encoding, "pg_copy_ceiling_cpu_bound_rows_per_s"),
+                f.pg_copy_ceiling_cpu_postgres_us_per_event,
+                f.pg_copy_ceiling_cpu_bound_rows_per_s,
             ) {
                 (Some(us), Some(bound)) => format!(
                     " PostgreSQL spent {us:.2} us of CPU per row there: at most {bound:.0} rows/s on this \
@@ -226,7 +208,8 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
                 ),
                 _ => String::new(),
             };
-            let over_row_by_row = num(encoding, "pg_copy_ceiling_vs_row_by_row")
+            let over_row_by_row = f
+                .pg_copy_ceiling_vs_row_by_row
                 .map(|x| format!(", {x:.2}x the row-by-row rate of this run"))
                 .unwrap_or_default();
             let _ = writeln!(
@@ -238,6 +221,7 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
             );
         }
     }
+    let _ = writeln!(md, "{}", figures.gates.verdicts("datasync", results));
     Ok(md)
 }
 
@@ -250,17 +234,16 @@ mod tests {
         let mut r = ScenarioResult::new("datasync", variant);
         r.params.insert("events".into(), json!(events));
         r.elapsed_s = events as f64 / per_s;
-        for (key, value) in [
-            ("events_per_s", json!(per_s)),
-            ("rows_inserted", json!(events - 10)),
-            ("dead_letters", json!(10)),
-            ("repeats_dropped", json!(5)),
-            ("duplicates_skipped_by_postgres", json!(0)),
-            ("fetch", json!({"retries": 2})),
-            ("verified", json!(verified)),
-        ] {
-            r.extra.insert(key.into(), value);
-        }
+        r.set_figures(&DatasyncRun {
+            events_per_s: per_s,
+            rows_inserted: events - 10,
+            dead_letters: 10,
+            repeats_dropped: 5,
+            duplicates_skipped_by_postgres: 0,
+            fetch: [("retries".to_owned(), 2)].into(),
+            verified,
+            ..DatasyncRun::default()
+        });
         r
     }
 
@@ -270,33 +253,25 @@ mod tests {
         let mut figures = Figures::for_test(dir.path());
         let mut encoding = ScenarioResult::new("datasync", ENCODING);
         encoding.params.insert("events".into(), json!(100_000));
-        encoding.extra.insert("pre_encoded_rows_per_s".into(), json!(990_000.0));
-        encoding
-            .extra
-            .insert("pg_copy_ceiling_rows_per_s_1conn".into(), json!(200_000.0));
-        encoding
-            .extra
-            .insert("pg_copy_ceiling_rows_per_s_2conn".into(), json!(300_000.0));
-        encoding.extra.insert("pg_copy_ceiling_vs_row_by_row".into(), json!(6.0));
-        encoding
-            .extra
-            .insert("pg_copy_ceiling_cpu_postgres_us_per_event".into(), json!(5.0));
-        encoding
-            .extra
-            .insert("pg_copy_ceiling_cpu_bound_rows_per_s".into(), json!(400_000.0));
-        encoding
-            .extra
-            .insert("binary_copy_in_writer_rows_per_s".into(), json!(660_000.0));
-        encoding.extra.insert("pre_encoded_speedup".into(), json!(1.5));
+        encoding.set_figures(&DatasyncEncoding {
+            pre_encoded_rows_per_s: 990_000.0,
+            binary_copy_in_writer_rows_per_s: 660_000.0,
+            pre_encoded_speedup: 1.5,
+            pg_copy_ceiling_rows_per_s_1conn: Some(200_000.0),
+            pg_copy_ceiling_rows_per_s_2conn: Some(300_000.0),
+            pg_copy_ceiling_vs_row_by_row: Some(6.0),
+            pg_copy_ceiling_cpu_postgres_us_per_event: Some(5.0),
+            pg_copy_ceiling_cpu_bound_rows_per_s: Some(400_000.0),
+            ..DatasyncEncoding::default()
+        });
         let mut copy = job("copy", 300_000, 150_000.0, true);
-        for (key, value) in [
-            ("cpu_client_us_per_event", 2.0),
-            ("cpu_postgres_us_per_event", 6.0),
-            ("cpu_bound_events_per_s", 250_000.0),
-            ("ten_times_row_by_row_events_per_s", 500_000.0),
-        ] {
-            copy.extra.insert(key.into(), json!(value));
-        }
+        let mut copy_figures = copy.figures::<DatasyncRun>().unwrap();
+        copy_figures.cpu_client_us_per_event = Some(2.0);
+        copy_figures.cpu_postgres_us_per_event = Some(6.0);
+        copy_figures.cpu_bound_events_per_s = Some(250_000.0);
+        copy_figures.ten_times_row_by_row_events_per_s = Some(500_000.0);
+        copy_figures.speedup_vs_row_by_row = Some(3.0);
+        copy.set_figures(&copy_figures);
         let results = vec![
             job("row-by-row", 10_000, 50_000.0, true),
             copy,
@@ -330,6 +305,17 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("figures/datasync-events-per-s.svg"), "{md}");
+        // The gates judge the copy run: verified, 3x one-transaction
+        // row-by-row; the autocommit speed-up was not measured.
+        for row in [
+            "| datasync: exact id set after the run | datasync/copy | `extra.verified` | 1 | >= 1 | +0% | pass |",
+            "| datasync: COPY job vs row-by-row INSERT in one transaction | datasync/copy | \
+             `extra.speedup_vs_row_by_row` | 3 | >= 2 | +50% | pass |",
+            "| datasync: COPY job vs row-by-row autocommit INSERT | datasync/copy | \
+             `extra.speedup_vs_row_by_row_autocommit` | missing | >= 10 | - | **FAIL** |",
+        ] {
+            assert!(md.contains(row), "{row} not in {md}");
+        }
         let empty = render(&[], &mut figures).unwrap();
         assert!(empty.contains("run `weir-lab run datasync`"), "{empty}");
     }

@@ -1,14 +1,16 @@
 //! The delivery section: weir's HTTP delivery (pull and engine read-ahead)
 //! against tower-http's `ServeFile`: server RSS and CPU per GiB with many
 //! slow clients (and RSS over time), fast-client throughput, and the
-//! disconnect storm's descriptors and memory. Read from the results written
-//! by `weir-delivery`'s scenario.
+//! disconnect storm's descriptors and memory, and the gates' verdicts. Read
+//! as the typed figures `weir-delivery`'s scenario writes
+//! (`weir_harness::figures::delivery`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde_json::Value;
 use weir_harness::ScenarioResult;
+use weir_harness::figures::delivery::{DeliveryFast, DeliverySlow, DeliveryStorm};
 
 use super::newest_per_variant;
 
@@ -31,32 +33,11 @@ const SERVERS: [(&str, &str); 3] = [
     ("tower-serve-file", "tower-http ServeFile"),
 ];
 
-/// The newest result of each variant.
-fn num(r: &ScenarioResult, key: &str) -> Option<f64> {
-    r.extra.get(key).and_then(Value::as_f64)
-}
-
-fn count(r: &ScenarioResult, key: &str) -> String {
-    r.extra
-        .get(key)
-        .and_then(Value::as_u64)
-        .map_or_else(|| "-".to_owned(), |n| n.to_string())
-}
-
-fn list_bytes(r: &ScenarioResult, key: &str) -> String {
-    let values: Vec<String> = r
-        .extra
-        .get(key)
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_u64)
-        .map(bytes)
-        .collect();
+fn list_bytes(values: &[u64]) -> String {
     if values.is_empty() {
         "-".to_owned()
     } else {
-        values.join(", ")
+        values.iter().map(|&b| bytes(b)).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -104,66 +85,39 @@ pub(crate) fn comparison_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Tabl
         "growth after first storm".to_owned(),
     ]);
     for server in servers(newest) {
-        let slow = newest.get(format!("slow-{server}").as_str());
-        let fast = newest.get(format!("fast-{server}").as_str());
-        let storm = newest.get(format!("storm-{server}").as_str());
+        let get = |phase: &str| newest.get(format!("{phase}-{server}").as_str()).copied();
+        let fast_run = get("fast");
+        let slow = get("slow").map(|r| r.figures::<DeliverySlow>().unwrap_or_default());
+        let fast = fast_run.map(|r| r.figures::<DeliveryFast>().unwrap_or_default());
+        let storm = get("storm").map(|r| r.figures::<DeliveryStorm>().unwrap_or_default());
         let baseline = server == "tower-serve-file";
-        let ratio = |r: Option<&&ScenarioResult>, key: &str| {
-            if baseline && r.is_some() {
+        let ratio = |present: bool, value: Option<f64>| {
+            if baseline && present {
                 "1.00x".to_owned()
             } else {
-                or_dash(r.and_then(|r| num(r, key)).map(|x| format!("{x:.2}x")))
+                or_dash(value.map(|x| format!("{x:.2}x")))
             }
         };
         table.row([
             label(&server).to_owned(),
-            or_dash(slow.and_then(|r| r.extra.get("server_peak_rss_bytes")?.as_u64()).map(bytes)),
-            or_dash(slow.and_then(|r| num(r, "cpu_s_per_gib")).map(|x| format!("{x:.3}"))),
-            ratio(slow, "cpu_per_gib_vs_serve_file"),
-            or_dash(fast.map(|r| rate(r.throughput_bps))),
-            ratio(fast, "throughput_vs_serve_file"),
-            or_dash(fast.and_then(|r| num(r, "cpu_s_per_gib")).map(|x| format!("{x:.3}"))),
-            or_dash(storm.map(|r| {
-                format!(
-                    "{} -> {} -> {}",
-                    count(r, "fds_before"),
-                    count(r, "fds_peak"),
-                    count(r, "fds_after")
-                )
-            })),
-            or_dash(storm.map(|r| {
-                format!(
-                    "{} -> {}",
-                    or_dash(r.extra.get("rss_before_bytes").and_then(Value::as_u64).map(bytes)),
-                    list_bytes(r, "rss_after_each_storm_bytes")
-                )
-            })),
-            or_dash(storm.and_then(|r| r.extra.get("rss_growth_after_first_storm_bytes")?.as_u64()).map(bytes)),
+            or_dash(slow.as_ref().map(|f| bytes(f.server_peak_rss_bytes))),
+            or_dash(slow.as_ref().map(|f| format!("{:.3}", f.cpu_s_per_gib))),
+            ratio(slow.is_some(), slow.as_ref().and_then(|f| f.cpu_per_gib_vs_serve_file)),
+            or_dash(fast_run.map(|r| rate(r.throughput_bps))),
+            ratio(fast.is_some(), fast.as_ref().and_then(|f| f.throughput_vs_serve_file)),
+            or_dash(fast.as_ref().map(|f| format!("{:.3}", f.cpu_s_per_gib))),
+            or_dash(
+                storm
+                    .as_ref()
+                    .map(|f| format!("{} -> {} -> {}", f.fds_before, f.fds_peak, f.fds_after)),
+            ),
+            or_dash(
+                storm
+                    .as_ref()
+                    .map(|f| format!("{} -> {}", bytes(f.rss_before_bytes), list_bytes(&f.rss_after_each_storm_bytes))),
+            ),
+            or_dash(storm.as_ref().map(|f| bytes(f.rss_growth_after_first_storm_bytes))),
         ]);
-    }
-    table
-}
-
-/// The floors the scenario recorded (`extra.floor_*`), one row each.
-pub(crate) fn floors_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table {
-    let mut table = Table::new(["run", "floor", "result"]);
-    for (variant, r) in newest {
-        for (key, value) in &r.extra {
-            if let (Some(floor), Some(pass)) = (key.strip_prefix("floor_"), value.as_bool()) {
-                table.row([
-                    (*variant).to_owned(),
-                    format!("`{floor}`"),
-                    if pass { "pass" } else { "FAIL" }.to_owned(),
-                ]);
-            }
-        }
-        if let Some(back) = r.extra.get("fds_back_to_baseline").and_then(Value::as_bool) {
-            table.row([
-                (*variant).to_owned(),
-                "`fds_back_to_baseline`".to_owned(),
-                if back { "pass" } else { "FAIL" }.to_owned(),
-            ]);
-        }
     }
     table
 }
@@ -229,10 +183,7 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
         );
     }
     let _ = writeln!(md, "{}", markdown::table(&comparison_table(&newest)));
-    let floors = floors_table(&newest);
-    if !floors.rows.is_empty() {
-        let _ = writeln!(md, "{}", markdown::table(&floors));
-    }
+    let _ = writeln!(md, "{}", figures.gates.verdicts("delivery", results));
     let failed: Vec<String> = newest
         .values()
         .filter(|r| !r.is_ok())
@@ -262,14 +213,12 @@ mod tests {
     use serde_json::json;
     use weir_harness::RssSeries;
 
-    fn run(phase: &str, server: &str, extra: Value) -> ScenarioResult {
+    fn run(phase: &str, server: &str, figures: &impl serde::Serialize) -> ScenarioResult {
         let mut r = ScenarioResult::new("delivery", format!("{phase}-{server}"));
         r.params.insert("server".into(), json!(server));
         r.params.insert("phase".into(), json!(phase));
         r.params.insert("slow_clients".into(), json!(100));
-        if let Value::Object(map) = extra {
-            r.extra = map;
-        }
+        r.set_figures(figures);
         r
     }
 
@@ -277,8 +226,12 @@ mod tests {
         let mut slow = run(
             "slow",
             "weir-pull",
-            json!({"server_peak_rss_bytes": 8u64 << 20, "cpu_s_per_gib": 0.288, "cpu_per_gib_vs_serve_file": 0.2,
-                   "floor_peak_rss_under_24_mib": true}),
+            &DeliverySlow {
+                server_peak_rss_bytes: 8 << 20,
+                cpu_s_per_gib: 0.288,
+                cpu_per_gib_vs_serve_file: Some(0.2),
+                ..DeliverySlow::default()
+            },
         );
         slow.rss = RssSeries {
             samples: (0..20).map(|i| [i * 50, (7 << 20) + i * 4096]).collect(),
@@ -288,22 +241,44 @@ mod tests {
         let mut fast = run(
             "fast",
             "weir-pull",
-            json!({"throughput_vs_serve_file": 1.84, "cpu_s_per_gib": 0.32}),
+            &DeliveryFast {
+                throughput_vs_serve_file: Some(1.84),
+                cpu_s_per_gib: 0.32,
+                ..DeliveryFast::default()
+            },
         );
         fast.throughput_bps = 2.98e9;
         let storm = run(
             "storm",
             "weir-pull",
-            json!({"fds_before": 13, "fds_peak": 106, "fds_after": 13, "rss_before_bytes": 7u64 << 20,
-                   "rss_after_each_storm_bytes": [10u64 << 20, 10u64 << 20], "rss_growth_after_first_storm_bytes": 0,
-                   "fds_back_to_baseline": true}),
+            &DeliveryStorm {
+                fds_before: 13,
+                fds_peak: 106,
+                fds_after: 13,
+                rss_before_bytes: 7 << 20,
+                rss_after_each_storm_bytes: vec![10 << 20, 10 << 20],
+                rss_growth_after_first_storm_bytes: 0,
+                fds_back_to_baseline: true,
+                ..DeliveryStorm::default()
+            },
         );
-        let mut tower_fast = run("fast", "tower-serve-file", json!({"cpu_s_per_gib": 0.69}));
+        let mut tower_fast = run(
+            "fast",
+            "tower-serve-file",
+            &DeliveryFast {
+                cpu_s_per_gib: 0.69,
+                ..DeliveryFast::default()
+            },
+        );
         tower_fast.throughput_bps = 1.62e9;
         let tower_slow = run(
             "slow",
             "tower-serve-file",
-            json!({"server_peak_rss_bytes": 14u64 << 20, "cpu_s_per_gib": 1.428}),
+            &DeliverySlow {
+                server_peak_rss_bytes: 14 << 20,
+                cpu_s_per_gib: 1.428,
+                ..DeliverySlow::default()
+            },
         );
         vec![slow, fast, storm, tower_fast, tower_slow]
     }
@@ -328,7 +303,18 @@ mod tests {
         let mut figures = Figures::for_test(dir.path());
         let md = render(&fixture(), &mut figures).unwrap();
         assert!(md.contains("figures/delivery-slow-rss.svg"), "{md}");
-        assert!(md.contains("| storm-weir-pull | `fds_back_to_baseline` | pass |"), "{md}");
+        // The verdicts are the gates': the storm's descriptors, the slow
+        // phase's peak RSS and CPU, the fast phase's ratio.
+        for row in [
+            "| delivery: descriptors back to baseline after the disconnect storm | delivery/storm-weir-pull | \
+             `extra.fds_back_to_baseline` | 1 | >= 1 | +0% | pass |",
+            "| delivery: server peak RSS with slow clients | delivery/slow-weir-pull | `extra.server_peak_rss_bytes` | \
+             8.00 MiB | <= 24.00 MiB | +67% | pass |",
+            "| delivery: fast-client throughput vs ServeFile | delivery/fast-weir-pull | \
+             `extra.throughput_vs_serve_file` | 1.840 | >= 1.200 | +53% | pass |",
+        ] {
+            assert!(md.contains(row), "{row} not in {md}");
+        }
         assert!(dir.path().join("figures/delivery-slow-rss.png").is_file());
         let empty = render(&[], &mut figures).unwrap();
         assert!(empty.contains("run `weir-lab run delivery`"), "{empty}");

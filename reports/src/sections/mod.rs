@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use weir_gate::{Gate, GateFile};
 use weir_harness::ScenarioResult;
 
 use crate::Error;
@@ -57,6 +58,60 @@ pub(crate) struct Figures<'a> {
     /// The sections' parts of the README block (the flow figure and its
     /// tables); `render` adds the headline table and publishes it.
     pub readme: String,
+    /// The gates whose verdicts the sections show.
+    pub gates: Gates,
+}
+
+/// The gates file the report judges results with: the one verdict system.
+#[derive(Debug)]
+pub(crate) struct Gates {
+    /// Its name, for the reader.
+    pub path: String,
+    /// Its gates; `None` when there was no file.
+    pub file: Option<GateFile>,
+}
+
+impl Gates {
+    /// The gates of `scenario`, in file order.
+    fn of(&self, scenario: &str) -> Vec<&Gate> {
+        self.file
+            .iter()
+            .flat_map(|f| &f.gates)
+            .filter(|g| g.scenario == scenario)
+            .collect()
+    }
+
+    /// The verdicts of the gates on `scenario` over its `results`, as
+    /// markdown: how many pass, and the gate table. Says so when no gate
+    /// bounds the scenario or there is no gates file.
+    pub fn verdicts(&self, scenario: &str, results: &[ScenarioResult]) -> String {
+        if self.file.is_none() {
+            return format!("No gates file at `{}`: these results are not judged.\n", self.path);
+        }
+        let file = GateFile {
+            gates: self.of(scenario).into_iter().cloned().collect(),
+        };
+        if file.gates.is_empty() {
+            return format!("No gate in `{}` bounds this scenario.\n", self.path);
+        }
+        let verdicts = weir_gate::evaluate(&file, results);
+        let passed = verdicts.iter().filter(|v| v.pass).count();
+        format!(
+            "Gates (`{}`, the same verdicts as `just gate`, before re-measuring a breach): {passed} of {} pass.\n\n{}",
+            self.path,
+            verdicts.len(),
+            weir_gate::table(&verdicts)
+        )
+    }
+
+    /// The bound (`max`, else `min`) of the first gate on `scenario`'s
+    /// `metric` (and `variant`, when given), for prose that cites it.
+    pub fn bound(&self, scenario: &str, variant: Option<&str>, metric: &str) -> Option<f64> {
+        self.of(scenario)
+            .into_iter()
+            .find(|g| g.metric == metric && variant.is_none_or(|v| g.variant.as_deref() == Some(v)))
+            .and_then(|g| g.max.or(g.min))
+    }
 }
 
 impl Figures<'_> {
@@ -101,38 +156,21 @@ impl Figures<'_> {
 
 #[cfg(test)]
 impl<'a> Figures<'a> {
-    /// Charts into `out`, nothing published, a fixed note.
+    /// Charts into `out`, nothing published, a fixed note, the committed
+    /// gates.
     pub fn for_test(out: &'a Path) -> Self {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../gates.toml");
         Self {
             out,
             publish: None,
             note: "test".into(),
             readme: String::new(),
+            gates: Gates {
+                path: "gates.toml".into(),
+                file: Some(GateFile::load(&path).expect("the committed gates file loads")),
+            },
         }
     }
-}
-
-/// A summary result's `extra.checks` (name, requirement, measured, pass)
-/// as a table.
-pub(crate) fn checks_table(summary: &ScenarioResult) -> Table {
-    let mut table = Table::new(["check", "requirement", "measured", "result"]);
-    let checks = summary.extra.get("checks").and_then(serde_json::Value::as_array);
-    for c in checks.into_iter().flatten() {
-        let field = |key: &str| {
-            c.get(key)
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let pass = c.get("pass").and_then(serde_json::Value::as_bool).unwrap_or(false);
-        table.row([
-            field("name"),
-            field("requirement"),
-            field("measured"),
-            if pass { "pass" } else { "FAIL" }.to_owned(),
-        ]);
-    }
-    table
 }
 
 /// The newest result of each variant (by start time), keyed by variant:

@@ -1,17 +1,19 @@
 //! The transforms section: checksum transforms against plain hasher loops
 //! (ratios), a CPU-heavy stage inline vs offloaded on both runtime flavours
 //! (lag p99, throughput, a lag chart per flavour), and `spawn_blocking`
-//! vs rayon. Read from the results written by `weir-offload`.
+//! vs rayon, and the gates' verdicts. Read as the typed figures
+//! `weir-offload` writes (`weir_harness::figures::offload`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde_json::Value;
 use weir_harness::ScenarioResult;
+use weir_harness::figures::offload::{ChecksumRun, OffloadSummary, StageRun};
 
 use super::newest_per_variant;
 
-use super::{Figures, Section, checks_table};
+use super::{Figures, Section};
 use crate::Error;
 use crate::charts;
 use crate::markdown::{self, millis, rate};
@@ -28,7 +30,7 @@ const FLAVORS: [&str; 2] = ["current_thread", "multi_thread"];
 /// The ways a stage runs, in display order.
 const WAYS: [&str; 4] = ["inline", "spawn_blocking", "adapter-spawn_blocking", "adapter-rayon"];
 
-/// The newest result of each variant.
+/// A number of a result's `params`.
 fn num(map: &serde_json::Map<String, Value>, key: &str) -> f64 {
     map.get(key).and_then(Value::as_f64).unwrap_or_default()
 }
@@ -64,14 +66,15 @@ pub(crate) fn checksum_table(results: &[&ScenarioResult]) -> Table {
         "outcome",
     ]);
     for r in results {
+        let f = r.figures::<ChecksumRun>().unwrap_or_default();
         table.row([
             text(&r.params, "algorithm").to_owned(),
             markdown::bytes(num(&r.params, "size") as u64),
             markdown::bytes(num(&r.params, "chunk_size") as u64),
-            rate(num(&r.extra, "plain_bps")),
-            rate(num(&r.extra, "engine_bps")),
-            format!("{:.3}x", num(&r.extra, "ratio")),
-            format!("{:.3}x", num(&r.extra, "median_ratio")),
+            rate(f.plain_bps),
+            rate(f.engine_bps),
+            format!("{:.3}x", f.ratio),
+            format!("{:.3}x", f.median_ratio),
             r.outcome.clone(),
         ]);
     }
@@ -95,6 +98,7 @@ pub(crate) fn offload_table(runs: &[&ScenarioResult], baselines: &BTreeMap<&str,
     for r in runs {
         let flavor = text(&r.params, "flavor");
         let idle = baselines.get(flavor).map_or_else(|| "-".to_owned(), |b| lag_p99(b));
+        let f = r.figures::<StageRun>().unwrap_or_default();
         table.row([
             format!(
                 "{} ({} x {})",
@@ -105,13 +109,14 @@ pub(crate) fn offload_table(runs: &[&ScenarioResult], baselines: &BTreeMap<&str,
             flavor.to_owned(),
             way_label(text(&r.params, "way")).to_owned(),
             rate(r.throughput_bps),
-            format!("{:.1} us", num(&r.extra, "per_chunk_us")),
-            format!("{:.1} us", num(&r.extra, "per_chunk_cpu_us")),
+            format!("{:.1} us", f.per_chunk_us),
+            format!("{:.1} us", f.per_chunk_cpu_us),
             lag_p99(r),
-            r.extra
-                .get("worst_lag_p99_us")
-                .and_then(Value::as_u64)
-                .map_or_else(|| "-".to_owned(), millis),
+            if f.runs_lag_p99_us.is_empty() {
+                "-".to_owned()
+            } else {
+                millis(f.worst_lag_p99_us)
+            },
             idle,
             r.outcome.clone(),
         ]);
@@ -131,27 +136,23 @@ pub(crate) fn pools_table(summary: &ScenarioResult) -> Table {
         "lag p99 spawn_blocking / rayon",
         "faster",
     ]);
-    let Some(pools) = summary.extra.get("pools").and_then(Value::as_object) else {
-        return table;
-    };
+    let pools = summary.figures::<OffloadSummary>().unwrap_or_default().pools;
     for (case, p) in pools {
-        let Some(p) = p.as_object() else { continue };
         table.row([
             case.replace('-', ", "),
-            format!("{:.1} us", num(p, "inline_per_chunk_us")),
+            format!("{:.1} us", p.inline_per_chunk_us),
             format!(
                 "{:.1} us ({:+.1})",
-                num(p, "spawn_blocking_per_chunk_us"),
-                num(p, "spawn_blocking_hop_us")
+                p.spawn_blocking_per_chunk_us, p.spawn_blocking_hop_us
             ),
-            format!("{:.1} us ({:+.1})", num(p, "rayon_per_chunk_us"), num(p, "rayon_hop_us")),
-            format!("{:.2}x", num(p, "rayon_over_spawn_blocking_throughput")),
+            format!("{:.1} us ({:+.1})", p.rayon_per_chunk_us, p.rayon_hop_us),
+            format!("{:.2}x", p.rayon_over_spawn_blocking_throughput),
             format!(
                 "{} / {}",
-                millis(num(p, "spawn_blocking_lag_p99_us") as u64),
-                millis(num(p, "rayon_lag_p99_us") as u64)
+                millis(p.spawn_blocking_lag_p99_us),
+                millis(p.rayon_lag_p99_us)
             ),
-            text(p, "faster").to_owned(),
+            p.faster,
         ]);
     }
     table
@@ -173,18 +174,7 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
     }
     let note = figures.note.clone();
     let mut md = String::new();
-    if let Some(summary) = newest.get("summary") {
-        let table = checks_table(summary);
-        if !table.rows.is_empty() {
-            let passed = table.rows.iter().filter(|r| r.last().is_some_and(|c| c == "pass")).count();
-            let _ = writeln!(
-                md,
-                "{passed} of {} checks pass.\n\n{}",
-                table.rows.len(),
-                markdown::table(&table)
-            );
-        }
-    }
+    let _ = writeln!(md, "{}", figures.gates.verdicts("offload", results));
 
     let checksums: Vec<&ScenarioResult> = newest
         .values()
@@ -263,19 +253,24 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
     use weir_harness::LagSeries;
+    use weir_harness::figures::offload::PoolComparison;
+
+    use super::*;
 
     fn checksum(algorithm: &str, plain: f64, engine: f64) -> ScenarioResult {
         let mut r = ScenarioResult::new("offload", format!("checksum-{algorithm}"));
         r.params.insert("algorithm".into(), json!(algorithm));
         r.params.insert("size".into(), json!(128u64 << 20));
         r.params.insert("chunk_size".into(), json!(65536));
-        r.extra.insert("plain_bps".into(), json!(plain));
-        r.extra.insert("engine_bps".into(), json!(engine));
-        r.extra.insert("ratio".into(), json!(engine / plain));
-        r.extra.insert("median_ratio".into(), json!(engine / plain));
+        r.set_figures(&ChecksumRun {
+            plain_bps: plain,
+            engine_bps: engine,
+            ratio: engine / plain,
+            median_ratio: engine / plain,
+            ..ChecksumRun::default()
+        });
         r
     }
 
@@ -291,8 +286,11 @@ mod tests {
             r.params.insert(key.into(), value);
         }
         r.throughput_bps = bps;
-        r.extra.insert("per_chunk_us".into(), json!(2200.0));
-        r.extra.insert("per_chunk_cpu_us".into(), json!(2150.0));
+        r.set_figures(&StageRun {
+            per_chunk_us: 2200.0,
+            per_chunk_cpu_us: 2150.0,
+            ..StageRun::default()
+        });
         r.lag = Some(LagSeries {
             samples: (0..10).map(|i| [i * 10, p99_us / 2]).collect(),
             p50_us: p99_us / 2,
@@ -307,13 +305,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut figures = Figures::for_test(dir.path());
         let mut summary = ScenarioResult::new("offload", "summary");
-        summary.extra.insert(
-            "pools".into(),
-            json!({"offload-multi_thread": {
-                "inline_per_chunk_us": 2288.4, "spawn_blocking_per_chunk_us": 2300.0, "spawn_blocking_hop_us": 11.6,
-                "rayon_per_chunk_us": 2263.7, "rayon_hop_us": -24.7, "rayon_over_spawn_blocking_throughput": 1.016,
-                "spawn_blocking_lag_p99_us": 1200, "rayon_lag_p99_us": 1356, "faster": "rayon"}}),
-        );
+        let pool = PoolComparison {
+            inline_per_chunk_us: 2288.4,
+            spawn_blocking_per_chunk_us: 2300.0,
+            spawn_blocking_hop_us: 11.6,
+            rayon_per_chunk_us: 2263.7,
+            rayon_hop_us: -24.7,
+            rayon_over_spawn_blocking_throughput: 1.016,
+            spawn_blocking_lag_p99_us: 1200,
+            rayon_lag_p99_us: 1356,
+            idle_lag_p99_us: 1000,
+            faster: "rayon".into(),
+        };
+        summary.set_figures(&OffloadSummary {
+            pools: [("offload-multi_thread".to_owned(), pool)].into(),
+            ..OffloadSummary::default()
+        });
         let results = vec![
             checksum("sha256", 2.0e9, 1.9e9),
             offload("current_thread", "inline", 110e6, 42_000),
@@ -327,6 +334,17 @@ mod tests {
         assert!(md.contains("| 2.80 ms |"), "{md}");
         assert!(md.contains("| offload, multi_thread | 2288.4 us | 2300.0 us (+11.6) | 2263.7 us (-24.7) | 1.02x | 1.20 ms / 1.36 ms | rayon |"), "{md}");
         assert!(md.contains("figures/offload-lag-current_thread.svg"), "{md}");
+        // The verdicts are the gates': the SHA-256 ratio against its floor,
+        // the BLAKE3 gate failing for want of a result.
+        assert!(md.contains("Gates (`gates.toml`"), "{md}");
+        assert!(
+            md.contains(
+                "| offload: SHA-256 transform vs raw hasher loop | offload/checksum-sha256 | `extra.ratio` | 0.950 | >= \
+                 0.850 | +12% | pass |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| offload: BLAKE3 transform vs raw hasher loop | offload/(missing) |"), "{md}");
         assert!(dir.path().join("figures/offload-lag-current_thread.png").is_file());
     }
 

@@ -1,13 +1,13 @@
-//! The validation section: the floors as checks and the matrix of invalid
-//! configurations x sources x sinks, one line per row. Read from the
-//! results' `extra` maps (written by `weir-validation`).
+//! The validation section: the gates' verdicts and the matrix of invalid
+//! configurations x sources x sinks, one line per row, read as
+//! [`ValidationMatrix`] figures (written by `weir-validation`).
 
 use std::fmt::Write as _;
 
-use serde_json::Value;
 use weir_harness::ScenarioResult;
+use weir_harness::figures::validation::ValidationMatrix;
 
-use super::{Figures, Section, checks_table};
+use super::{Figures, Section};
 use crate::Error;
 use crate::markdown;
 use crate::model::Table;
@@ -39,43 +39,28 @@ pub(crate) fn matrix_table(matrix: &ScenarioResult) -> Table {
         "files left",
         "clean",
     ]);
-    let rows = matrix
-        .extra
-        .get("rows")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let rows = matrix.figures::<ValidationMatrix>().unwrap_or_default().rows;
     for (n, row) in rows.iter().enumerate() {
-        let text = |key: &str| row.get(key).and_then(Value::as_str).unwrap_or("-").to_owned();
-        let count = |key: &str| row.get(key).and_then(Value::as_u64).unwrap_or_default();
-        let flag = |key: &str| row.get(key).and_then(Value::as_bool).unwrap_or(false);
-        let files = row.get("files_left").and_then(Value::as_array).map_or(0, Vec::len);
+        let yes = |flag: bool| if flag { "yes" } else { "NO" };
         table.row([
             (n + 1).to_string(),
-            text("config").replace('_', " "),
-            text("source"),
-            text("sink"),
-            text("error"),
-            format!(
-                "{} ({})",
-                if flag("source_closed") { "yes" } else { "NO" },
-                text("source_evidence")
-            ),
-            text("sink_evidence"),
-            format!("{} -> {}", count("fds_before"), count("fds_after")),
-            files.to_string(),
-            if flag("clean") { "yes" } else { "NO" }.to_owned(),
+            row.config.replace('_', " "),
+            row.source.clone(),
+            row.sink.clone(),
+            row.error.clone().unwrap_or_else(|| "-".to_owned()),
+            format!("{} ({})", yes(row.source_closed), row.source_evidence),
+            row.sink_evidence.clone(),
+            format!("{} -> {}", row.fds_before, row.fds_after),
+            row.files_left.len().to_string(),
+            yes(row.clean).to_owned(),
         ]);
     }
     table
 }
 
-fn render(results: &[ScenarioResult], _figures: &mut Figures<'_>) -> Result<String, Error> {
+fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<String, Error> {
     let mut md = String::new();
-    if let Some(summary) = newest(results, "summary") {
-        let table = checks_table(summary);
-        let _ = writeln!(md, "{}", markdown::table(&table));
-    }
+    let _ = writeln!(md, "{}", figures.gates.verdicts("validation", results));
     if let Some(matrix) = newest(results, "matrix") {
         let _ = writeln!(
             md,

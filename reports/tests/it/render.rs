@@ -4,6 +4,7 @@ use std::path::Path;
 
 use expect_test::expect;
 use serde_json::json;
+use weir_harness::figures::flow::{FlowThroughput, summarize};
 use weir_harness::{LagSeries, Machine, RssSeries, ScenarioResult};
 
 const MIB: u64 = 1 << 20;
@@ -59,13 +60,18 @@ fn write_results(dir: &Path) {
     ];
     let mut throughput = result("throughput", "throughput", "null", 256 * MIB, MIB);
     throughput.lag = None;
-    for (key, value) in [("engine_bps", 9.5e9), ("plain_bps", 10e9), ("ratio", 0.95)] {
-        throughput.extra.insert(key.into(), json!(value));
-    }
-    throughput
-        .extra
-        .insert("baseline".into(), json!("std::fs read loop, own thread"));
+    throughput.set_figures(&FlowThroughput {
+        baseline: "std::fs read loop, own thread".into(),
+        engine_bps: 9.5e9,
+        plain_bps: 10e9,
+        ratio: 0.95,
+        ..FlowThroughput::default()
+    });
     results.push(throughput);
+    // The summary the flow scenario writes after its cases.
+    let mut summary = result("summary", "summary", "", 0, 0);
+    summary.set_figures(&summarize(&results));
+    results.push(summary);
     let mut other = result("fast", "x", "null", MIB, 0);
     other.scenario = "elsewhere".into();
     results.push(other);
@@ -91,7 +97,8 @@ fn a_report_renders_from_result_files() {
     )
     .unwrap();
 
-    let index = weir_reports::render_dir(&results, &out, Some(&publish)).unwrap();
+    let gates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../gates.toml");
+    let index = weir_reports::render_dir_gated(&results, None, &out, Some(&publish), &gates).unwrap();
     assert_eq!(index, out.join("index.md"));
     let text = std::fs::read_to_string(&index).unwrap();
     for figure in [
@@ -143,15 +150,20 @@ fn a_report_renders_from_result_files() {
 
         Measured on Test CPU, 2 cores, 24 GiB, Test OS | 2023-11-14 22:13 UTC | rev abc123.
 
-        ### Checks
+        ### Gates
 
-        | check | requirement | measured | result |
-        |---|---|---|---|
-        | controlled memory: controlled-1 -> slow-1ms (64.00 MiB) | peak - baseline RSS < 8.00 MiB | 1.00 MiB | pass |
-        | unbounded grows: -> slow-1ms (64.00 MiB) | peak - baseline RSS >= 0.5 x input | 60.00 MiB (0.94 x input) | pass |
-        | flat memory: 8.00 MiB, 32.00 MiB | peaks within 2.00 MiB of each other | spread 0.12 MiB, slope 5592405 bytes/GiB | pass |
-        | flat memory: peak RSS | each peak < 16.00 MiB | largest 5.12 MiB | pass |
-        | throughput: file -> null vs plain loop, 64 KiB buffers | engine >= 0.9 x plain | 0.95 x (9500 vs 10000 MB/s) | pass |
+        Gates (`gates.toml`, the same verdicts as `just gate`, before re-measuring a breach): 6 of 8 pass.
+
+        | gate | scenario/variant | metric | measured | bound | margin | result |
+        | --- | --- | --- | --- | --- | --- | --- |
+        | flow: controlled, in-flight 1, slow sink: RSS growth | flow/controlled-1 | `rss.growth_bytes` | 1.00 MiB | <= 8.00 MiB | +88% | pass |
+        | flow: controlled, in-flight 8, slow sink: RSS growth | flow/(missing) | `rss.growth_bytes` | missing | <= 8.00 MiB | - | **FAIL** |
+        | flow: flat memory, synthetic -> NullSink: peak RSS at every size | flow/controlled-1 | `rss.peak_bytes` | 5.00 MiB | <= 16.00 MiB | +69% | pass |
+        | flow: flat memory, synthetic -> NullSink: peak RSS at every size | flow/controlled-1 | `rss.peak_bytes` | 5.12 MiB | <= 16.00 MiB | +68% | pass |
+        | flow: flat memory, synthetic -> NullSink: spread of the peaks across sizes | flow/summary | `extra.flat_spread_bytes` | 0.12 MiB | <= 2.00 MiB | +94% | pass |
+        | flow: file -> FileSink vs plain std::fs read/write loop | flow/(missing) | `extra.ratio` | missing | >= 0.800 | - | **FAIL** |
+        | flow: file -> NullSink vs plain std::fs read loop | flow/throughput | `extra.ratio` | 0.950 | >= 0.800 | +19% | pass |
+        | flow: runtime lag p99 during controlled flow | flow/controlled-1 | `lag.p99_us` | 690 | <= 5000 | +86% | pass |
 
         ### Controlled vs unbounded
 
@@ -184,11 +196,11 @@ fn a_report_renders_from_result_files() {
 
         <!-- begin generated: figures/flow-results.md, spliced by `just report`; do not edit -->
 
-        Measured on Test CPU, 2 cores, 24 GiB, Test OS | 2023-11-14 22:13 UTC | rev abc123; 5 of 5 checks pass.
+        Measured on Test CPU, 2 cores, 24 GiB, Test OS | 2023-11-14 22:13 UTC | rev abc123; the bounds are the gates' (`gates.toml`).
 
         - **Controlled flow stays flat.** Moving 64.00 MiB into the slow device, RSS grew by 1.00 MiB (controlled-1 -> slow-1ms), against a ceiling of 8.00 MiB; peak RSS 5.00 MiB to 5.00 MiB.
         - **Unbounded flow grows with the input.** The same 64.00 MiB into slow-1ms grew RSS by 60.00 MiB (0.94 of the input); the run took 2.0 s.
-        - **Flat memory.** Peak RSS 5.00 MiB at 8.00 MiB, 5.12 MiB at 32.00 MiB: a spread of 128.0 KiB (ceiling 2.00 MiB), each under 16.00 MiB, a slope of 5461.3 KiB per GiB of input.
+        - **Flat memory.** Peak RSS 5.00 MiB at 8.00 MiB, 5.12 MiB at 32.00 MiB: a spread of 128.0 KiB (ceiling 2.00 MiB), each peak at most 16.00 MiB, a slope of 5461.3 KiB per GiB of input.
         - **Runtime lag.** p99 0.69 ms to 0.69 ms across these runs, controlled or not (ceiling 5.00 ms).
         - **Throughput, file -> null.** 0.95x the std::fs read loop, own thread, 64.0 KiB buffers (9500 MB/s vs 10.0 GB/s).
 

@@ -18,8 +18,9 @@ use weir_harness::{ScenarioResult, open_fds, synthetic_bytes};
 
 use crate::framing::{ExactLength, length_prefix, read_length_prefix};
 use crate::probe::{AnySink, Behaviour, ProbeCounts, ProbeSink};
-use crate::stats::{LatencyRecorder, LatencyStats, temp_files};
+use crate::stats::{LatencyRecorder, temp_files};
 use crate::{Error, io_error};
+pub use weir_harness::figures::cancellation::DisconnectReport;
 
 /// Chunk size of the socket source.
 const CHUNK_SIZE: usize = 16 * 1024;
@@ -101,48 +102,6 @@ pub struct DisconnectOutcome {
     pub counts: ProbeCounts,
     /// Temporary files left.
     pub temp_files_left: usize,
-}
-
-/// Everything the disconnect trials measured.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct DisconnectReport {
-    /// Trials run.
-    pub trials: usize,
-    /// Trials per hang-up kind: close, reset, complete.
-    pub closed: usize,
-    /// See `closed`.
-    pub reset: usize,
-    /// See `closed`.
-    pub complete: usize,
-    /// Trials that ended as expected.
-    pub as_expected: usize,
-    /// The first few that did not.
-    pub unexpected_examples: Vec<String>,
-    /// An example error text after a clean close, and after a reset.
-    pub close_error_example: Option<String>,
-    /// See `close_error_example`.
-    pub reset_error_example: Option<String>,
-    /// Hang-up to return.
-    pub latency: LatencyStats,
-    /// What the sinks saw, summed.
-    pub counts: ProbeCounts,
-    /// Violations (see [`ProbeCounts::violations`]).
-    pub violations: u64,
-    /// Open descriptors before and after the trials.
-    pub fds_before: usize,
-    /// See `fds_before`.
-    pub fds_after: usize,
-    /// Temporary files left, summed.
-    pub temp_files_left: usize,
-    /// Wall time, seconds.
-    pub elapsed_s: f64,
-}
-
-impl DisconnectReport {
-    /// `fds_after - fds_before`, floored at 0.
-    pub fn leaked_fds(&self) -> usize {
-        self.fds_after.saturating_sub(self.fds_before)
-    }
 }
 
 /// Runs `trials` disconnect trials drawn from `seed`, with file sinks in
@@ -341,11 +300,10 @@ pub fn to_result(report: &DisconnectReport, seed: u64) -> ScenarioResult {
             report.unexpected_examples
         );
     }
-    // The report is plain data: serializing it does not fail.
-    let _ = result.set_extra_from(report);
-    result
-        .extra
-        .insert("leaked_fds".into(), serde_json::Value::from(report.leaked_fds()));
+    result.set_figures(&DisconnectReport {
+        leaked_fds: report.count_leaked_fds(),
+        ..report.clone()
+    });
     result
 }
 

@@ -12,9 +12,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use weir::{BoxError, Cause, ErrorKind, FileSink, MemorySink, NullSink, Sink};
+pub use weir_harness::figures::cancellation::ProbeCounts;
 
 /// How a [`ProbeSink`]'s writes behave before they reach the inner sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,63 +54,6 @@ pub struct Probe {
     finalizes_after_abort: AtomicU64,
     aborts: AtomicU64,
     abort_reason: Mutex<Option<ErrorKind>>,
-}
-
-/// A snapshot of a [`Probe`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProbeCounts {
-    /// `write` calls.
-    pub writes_called: u64,
-    /// Write futures that completed with `Ok`.
-    pub writes_acknowledged: u64,
-    /// Bytes of those writes.
-    pub bytes_acknowledged: u64,
-    /// Write futures that were created and not yet dropped when `abort`
-    /// began (the engine must drop every outstanding write first).
-    pub writes_alive_at_abort: u64,
-    /// `write` calls after `abort` began.
-    pub write_calls_after_abort: u64,
-    /// Write futures polled for the first time after `abort` began: writes
-    /// that *started* after the abort.
-    pub write_starts_after_abort: u64,
-    /// Polls of any write future after `abort` began.
-    pub write_polls_after_abort: u64,
-    /// `finalize` calls.
-    pub finalizes: u64,
-    /// `finalize` calls that returned `Ok`.
-    pub finalized_ok: u64,
-    /// `finalize` calls after `abort` began.
-    pub finalizes_after_abort: u64,
-    /// `abort` calls.
-    pub aborts: u64,
-}
-
-impl ProbeCounts {
-    /// Everything that must never happen, summed: writes called, started or
-    /// polled after the abort began, writes still alive when it began, and
-    /// `finalize` after `abort`.
-    pub fn violations(&self) -> u64 {
-        self.write_calls_after_abort
-            + self.write_starts_after_abort
-            + self.write_polls_after_abort
-            + self.writes_alive_at_abort
-            + self.finalizes_after_abort
-    }
-
-    /// Adds `other`'s counts to these.
-    pub fn add(&mut self, other: &Self) {
-        self.writes_called += other.writes_called;
-        self.writes_acknowledged += other.writes_acknowledged;
-        self.bytes_acknowledged += other.bytes_acknowledged;
-        self.writes_alive_at_abort += other.writes_alive_at_abort;
-        self.write_calls_after_abort += other.write_calls_after_abort;
-        self.write_starts_after_abort += other.write_starts_after_abort;
-        self.write_polls_after_abort += other.write_polls_after_abort;
-        self.finalizes += other.finalizes;
-        self.finalized_ok += other.finalized_ok;
-        self.finalizes_after_abort += other.finalizes_after_abort;
-        self.aborts += other.aborts;
-    }
 }
 
 impl Probe {

@@ -5,33 +5,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
+pub use weir_harness::figures::cancellation::LatencyStats;
 
 /// The quantiles kept for the latency-by-percentile chart.
 pub const CHART_QUANTILES: [f64; 13] = [
     0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 1.0,
 ];
-
-/// A latency distribution, microseconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LatencyStats {
-    /// Values recorded.
-    pub count: u64,
-    /// Mean.
-    pub mean_us: f64,
-    /// Median.
-    pub p50_us: f64,
-    /// 90th percentile.
-    pub p90_us: f64,
-    /// 99th percentile.
-    pub p99_us: f64,
-    /// 99.9th percentile.
-    pub p999_us: f64,
-    /// Largest.
-    pub max_us: f64,
-    /// `[quantile, microseconds]` pairs at [`CHART_QUANTILES`], for charts.
-    pub quantiles: Vec<(f64, f64)>,
-}
 
 /// Collects durations into an HDR histogram (1 ns ..= 1 hour).
 #[derive(Debug)]

@@ -19,8 +19,9 @@ use weir::{CancellationToken, ErrorKind, FileSink, IngestOptions, NullSink, Outc
 use weir_harness::{ScenarioResult, SyntheticSource, open_fds, write_test_file};
 
 use crate::probe::{AnySink, Behaviour, ProbeCounts, ProbeSink};
-use crate::stats::{LatencyRecorder, LatencyStats, temp_files};
+use crate::stats::{LatencyRecorder, temp_files};
 use crate::{Error, io_error};
+pub use weir_harness::figures::cancellation::TrialsReport;
 
 /// Size of the file the file-backed trials read.
 const INPUT_FILE_LEN: u64 = 4 << 20;
@@ -146,64 +147,6 @@ pub struct TrialOutcome {
     pub fd_delta: i64,
     /// Temporary files left in the trial's directory.
     pub temp_files_left: usize,
-}
-
-/// Everything one batch of trials measured.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct TrialsReport {
-    /// `hung` or `slow`.
-    pub mode: String,
-    /// Trials run.
-    pub trials: usize,
-    /// Trials that ended `Cancelled`.
-    pub cancelled: usize,
-    /// Trials that committed before the cancellation landed.
-    pub committed: usize,
-    /// Cancelled while a hung write was outstanding.
-    pub cancelled_while_hung: usize,
-    /// Cancelled before the sink acknowledged any byte.
-    pub cancelled_before_first_ack: usize,
-    /// Trials that ended any other way (must be 0).
-    pub unexpected: usize,
-    /// The first few unexpected outcomes.
-    pub unexpected_examples: Vec<String>,
-    /// Cancel-to-return, real time.
-    pub latency: LatencyStats,
-    /// `abort` duration.
-    pub abort_duration: LatencyStats,
-    /// Cancel-to-return by `source -> inner sink` (for example
-    /// `file -> null`): where the tail comes from.
-    pub latency_by_case: BTreeMap<String, LatencyStats>,
-    /// What the sinks saw, summed.
-    pub counts: ProbeCounts,
-    /// Writes called, started or polled after abort began, writes alive
-    /// when it began, finalize after abort (must be 0).
-    pub violations: u64,
-    /// Trials whose report disagreed with the sink's acknowledged bytes.
-    pub byte_mismatches: usize,
-    /// Trials not ended by exactly one terminal sequence.
-    pub terminal_mismatches: usize,
-    /// Open descriptors before the batch.
-    pub fds_before: usize,
-    /// Open descriptors after the batch.
-    pub fds_after: usize,
-    /// Trials that ended with more descriptors open than they started
-    /// with (after a short settle). A trial may end with fewer: its
-    /// starting count can include a descriptor another thread of the
-    /// process (the RSS sampler reading `/proc/self/statm`) had open for a
-    /// moment.
-    pub trials_with_fd_growth: usize,
-    /// Temporary files left, summed over trials.
-    pub temp_files_left: usize,
-    /// Wall time of the batch, seconds.
-    pub elapsed_s: f64,
-}
-
-impl TrialsReport {
-    /// `fds_after - fds_before`, floored at 0.
-    pub fn leaked_fds(&self) -> usize {
-        self.fds_after.saturating_sub(self.fds_before)
-    }
 }
 
 /// Runs `trials` cancellation trials against `mode` sinks, drawn from
@@ -415,11 +358,10 @@ pub fn to_result(report: &TrialsReport, seed: u64) -> ScenarioResult {
             report.unexpected, report.unexpected_examples
         );
     }
-    // The report is plain data: serializing it does not fail.
-    let _ = result.set_extra_from(report);
-    result
-        .extra
-        .insert("leaked_fds".into(), serde_json::Value::from(report.leaked_fds()));
+    result.set_figures(&TrialsReport {
+        leaked_fds: report.count_leaked_fds(),
+        ..report.clone()
+    });
     result
 }
 

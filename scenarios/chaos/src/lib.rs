@@ -7,8 +7,9 @@
 
 use std::time::Instant;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use weir_harness::ScenarioResult;
+pub use weir_harness::figures::chaos::{ChaosFailure, ChaosRun};
 
 use weir_testkit::{FailureSchedule, FileTarget, MemoryTarget, NullTarget, SinkTarget, run_case};
 
@@ -34,12 +35,16 @@ impl Default for ChaosParams {
 fn sweep<T: SinkTarget>(target: &mut T, params: ChaosParams) -> ScenarioResult {
     let started = Instant::now();
     let mut committed = 0u64;
-    let mut violations = Vec::new();
+    let mut failures = Vec::new();
     for seed in params.first_seed..params.first_seed.saturating_add(params.cases) {
         let outcome = run_case(&FailureSchedule::from_seed(seed), target);
         committed += u64::from(outcome.result == "committed");
         if !outcome.holds() {
-            violations.push(json!({ "seed": seed, "violations": outcome.violations, "replay": format!("just replay {seed} {}", target.name()) }));
+            failures.push(ChaosFailure {
+                seed,
+                violations: outcome.violations,
+                replay: format!("just replay {seed} {}", target.name()),
+            });
         }
     }
     let mut result = ScenarioResult::new("chaos", target.name());
@@ -48,19 +53,18 @@ fn sweep<T: SinkTarget>(target: &mut T, params: ChaosParams) -> ScenarioResult {
     result
         .params
         .insert("first_seed".into(), Value::from(params.first_seed));
-    result.extra.insert("schedules".into(), Value::from(params.cases));
-    result.extra.insert("committed".into(), Value::from(committed));
-    result
-        .extra
-        .insert("aborted".into(), Value::from(params.cases - committed));
-    result.extra.insert("violations".into(), Value::from(violations.len()));
-    if !violations.is_empty() {
-        result.outcome = format!("{} schedules broke the invariant", violations.len());
-        result.extra.insert(
-            "failures".into(),
-            Value::Array(violations.into_iter().take(20).collect()),
-        );
+    let violations = failures.len() as u64;
+    if violations > 0 {
+        result.outcome = format!("{violations} schedules broke the invariant");
     }
+    failures.truncate(20);
+    result.set_figures(&ChaosRun {
+        schedules: params.cases,
+        committed,
+        aborted: params.cases - committed,
+        violations,
+        failures,
+    });
     result
 }
 
@@ -86,12 +90,11 @@ mod tests {
         assert_eq!(results.len(), 3);
         for r in &results {
             assert!(r.is_ok(), "{}", r.outcome);
-            assert_eq!(r.extra["schedules"], Value::from(50));
-            assert_eq!(r.extra["violations"], Value::from(0));
-            assert_eq!(
-                r.extra["committed"].as_u64().unwrap() + r.extra["aborted"].as_u64().unwrap(),
-                50
-            );
+            weir_harness::figures::conforms(r).unwrap();
+            let f = r.figures::<ChaosRun>().unwrap();
+            assert_eq!((f.schedules, f.violations), (50, 0), "{f:?}");
+            assert_eq!(f.committed + f.aborted, 50, "{f:?}");
+            assert!(f.failures.is_empty(), "{f:?}");
         }
     }
 }

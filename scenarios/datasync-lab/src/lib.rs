@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -21,6 +22,7 @@ use serde_json::{Map, Value, json};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use weir::Transform as _;
+use weir_harness::figures::datasync::{DatasyncEncoding, DatasyncRun};
 use weir_harness::{RssSampler, ScenarioResult};
 
 use weir_datasync::api::{ApiConfig, ApiCounts, FaultRates, MockApi};
@@ -281,19 +283,34 @@ impl CpuMeter {
     }
 }
 
+/// CPU seconds, and microseconds per unit (event or row), of this process
+/// and of PostgreSQL.
+#[derive(Debug, Clone, Copy)]
+struct CpuFigures {
+    client_s: Option<f64>,
+    client_us: Option<f64>,
+    postgres_s: Option<f64>,
+    postgres_us: Option<f64>,
+}
+
 impl CpuSpent {
-    /// Adds the figures, per `units` (events or rows), to `extra` as
-    /// `{prefix}client_s`, `{prefix}postgres_s`, and microseconds per unit.
-    fn record(self, extra: &mut Map<String, Value>, prefix: &str, units: u64) {
+    /// The figures, per `units` (events or rows).
+    fn per(self, units: u64) -> CpuFigures {
         let per_unit = |s: f64| s * 1e6 / units.max(1) as f64;
-        if let Some(client) = self.client {
-            extra.insert(format!("{prefix}client_s"), json!(client));
-            extra.insert(format!("{prefix}client_us_per_event"), json!(per_unit(client)));
+        CpuFigures {
+            client_s: self.client,
+            client_us: self.client.map(per_unit),
+            postgres_s: self.server,
+            postgres_us: self.server.map(per_unit),
         }
-        if let Some(server) = self.server {
-            extra.insert(format!("{prefix}postgres_s"), json!(server));
-            extra.insert(format!("{prefix}postgres_us_per_event"), json!(per_unit(server)));
-        }
+    }
+}
+
+/// A product's counters (all `u64` fields) as the figures carry them.
+fn counters(value: serde_json::Result<Value>) -> BTreeMap<String, u64> {
+    match value {
+        Ok(Value::Object(map)) => map.into_iter().filter_map(|(k, v)| Some((k, v.as_u64()?))).collect(),
+        _ => BTreeMap::new(),
     }
 }
 
@@ -351,13 +368,15 @@ fn run_variant(
                 std::fs::create_dir_all(parent).map_err(io_error("creating the output directory"))?;
             }
             run_two_stage(&config, &buffer).await.map(|(report, stages)| {
-                let mut extra = Map::new();
-                extra.insert("stage_fetch_s".into(), json!(stages.fetch_s));
-                extra.insert("stage_load_s".into(), json!(stages.load_s));
-                (report, extra)
+                let figures = DatasyncRun {
+                    stage_fetch_s: Some(stages.fetch_s),
+                    stage_load_s: Some(stages.load_s),
+                    ..DatasyncRun::default()
+                };
+                (report, figures)
             })
         } else {
-            run_job(&config).await.map(|report| (report, Map::new()))
+            run_job(&config).await.map(|report| (report, DatasyncRun::default()))
         };
         let elapsed = started.elapsed();
         let rss = rss.stop();
@@ -376,22 +395,29 @@ fn run_variant(
     result.params = common_params(params, events);
     result.params.insert("sink".into(), json!(sink));
     result.rss = rss;
-    result
-        .extra
-        .insert("api".into(), serde_json::to_value(counts).unwrap_or(Value::Null));
-    match ran {
-        Ok((report, extra)) => {
-            result.extra.extend(extra);
-            fill_report(&mut result, &report, events, elapsed);
-            cpu.record(&mut result.extra, "cpu_", events);
+    let mut figures = match ran {
+        Ok((report, stages)) => {
+            let cpu = cpu.per(events);
+            DatasyncRun {
+                cpu_client_s: cpu.client_s,
+                cpu_client_us_per_event: cpu.client_us,
+                cpu_postgres_s: cpu.postgres_s,
+                cpu_postgres_us_per_event: cpu.postgres_us,
+                ..job_figures(&report, events, elapsed, stages)
+            }
         }
-        Err(error) => result.outcome = format!("error: {error}"),
-    }
+        Err(error) => {
+            result.outcome = format!("error: {error}");
+            DatasyncRun::default()
+        }
+    };
+    figures.api = counters(serde_json::to_value(counts));
     let checked = verified.is_some();
     if let Some(problem) = verified.flatten() {
         result.outcome = format!("error: {problem}");
     }
-    result.extra.insert("verified".into(), json!(checked && result.is_ok()));
+    figures.verified = checked && result.is_ok();
+    result.set_figures(&figures);
     tracing::info!(
         variant,
         outcome = result.outcome,
@@ -401,25 +427,22 @@ fn run_variant(
     Ok(result)
 }
 
-fn fill_report(result: &mut ScenarioResult, report: &JobReport, events: u64, elapsed: Duration) {
+/// The job report's figures, on top of `base` (a variant's own).
+fn job_figures(report: &JobReport, events: u64, elapsed: Duration, base: DatasyncRun) -> DatasyncRun {
     let seconds = elapsed.as_secs_f64().max(f64::EPSILON);
-    let extra = &mut result.extra;
-    extra.insert("events_per_s".into(), json!(events as f64 / seconds));
-    extra.insert("lines".into(), json!(report.lines));
-    extra.insert("lines_per_s".into(), json!(report.lines as f64 / seconds));
-    extra.insert("segments".into(), json!(report.segments));
-    extra.insert("rows_inserted".into(), json!(report.rows_inserted));
-    extra.insert("repeats_dropped".into(), json!(report.repeats_dropped));
-    extra.insert(
-        "duplicates_skipped_by_postgres".into(),
-        json!(report.rows_staged - report.rows_inserted),
-    );
-    extra.insert("conflict_retries".into(), json!(report.conflict_retries));
-    extra.insert("dead_letters".into(), json!(report.dead_letters));
-    extra.insert(
-        "fetch".into(),
-        serde_json::to_value(report.fetch).unwrap_or(Value::Null),
-    );
+    DatasyncRun {
+        events_per_s: events as f64 / seconds,
+        lines: report.lines,
+        lines_per_s: report.lines as f64 / seconds,
+        segments: report.segments,
+        rows_inserted: report.rows_inserted,
+        repeats_dropped: report.repeats_dropped,
+        duplicates_skipped_by_postgres: report.rows_staged - report.rows_inserted,
+        conflict_retries: report.conflict_retries,
+        dead_letters: report.dead_letters,
+        fetch: counters(serde_json::to_value(report.fetch)),
+        ..base
+    }
 }
 
 /// A `json` value sent as its text (what a `BinaryCopyInWriter` user writes).
@@ -636,23 +659,20 @@ async fn run_encoding(params: &DatasyncParams, url: &str) -> ScenarioResult {
         Ok((pre, typed, ceiling, ceiling_cpu)) => {
             result = result.with_transfer(bytes, pre);
             let per_s = |d: Duration| events as f64 / d.as_secs_f64().max(f64::EPSILON);
-            result.extra.insert("pre_encoded_rows_per_s".into(), json!(per_s(pre)));
-            result
-                .extra
-                .insert("binary_copy_in_writer_rows_per_s".into(), json!(per_s(typed)));
-            result.extra.insert(
-                "pre_encoded_speedup".into(),
-                json!(typed.as_secs_f64() / pre.as_secs_f64().max(f64::EPSILON)),
-            );
-            if let Some(cpu) = ceiling_cpu {
-                cpu.record(&mut result.extra, "pg_copy_ceiling_cpu_", events);
-            }
-            for (connections, elapsed) in (1..).zip(ceiling) {
-                result.extra.insert(
-                    format!("pg_copy_ceiling_rows_per_s_{connections}conn"),
-                    json!(per_s(elapsed)),
-                );
-            }
+            let cpu = ceiling_cpu.map(|cpu| cpu.per(events));
+            let [one, two] = ceiling;
+            result.set_figures(&DatasyncEncoding {
+                pre_encoded_rows_per_s: per_s(pre),
+                binary_copy_in_writer_rows_per_s: per_s(typed),
+                pre_encoded_speedup: typed.as_secs_f64() / pre.as_secs_f64().max(f64::EPSILON),
+                pg_copy_ceiling_cpu_client_s: cpu.and_then(|c| c.client_s),
+                pg_copy_ceiling_cpu_client_us_per_event: cpu.and_then(|c| c.client_us),
+                pg_copy_ceiling_cpu_postgres_s: cpu.and_then(|c| c.postgres_s),
+                pg_copy_ceiling_cpu_postgres_us_per_event: cpu.and_then(|c| c.postgres_us),
+                pg_copy_ceiling_rows_per_s_1conn: Some(per_s(one)),
+                pg_copy_ceiling_rows_per_s_2conn: Some(per_s(two)),
+                ..DatasyncEncoding::default()
+            });
         }
         Err(error) => result.outcome = format!("error: {error}"),
     }
@@ -660,82 +680,67 @@ async fn run_encoding(params: &DatasyncParams, url: &str) -> ScenarioResult {
 }
 
 /// Adds, to the `copy` result, its events/s over each baseline's, all
-/// measured in this run.
+/// measured in this run; to every job result and the encoding comparison,
+/// the CPU budget (at the measured CPU per event, this process plus
+/// PostgreSQL, how many events/s this machine's cores allow at most,
+/// against what 10x row-by-row would need); to the encoding comparison,
+/// PostgreSQL's own ceiling over row-by-row.
 fn add_ratios(results: &mut [ScenarioResult]) {
     let rate = |results: &[ScenarioResult], variant: &str| {
         results
             .iter()
             .find(|r| r.variant == variant && r.is_ok())
-            .and_then(|r| r.extra.get("events_per_s"))
-            .and_then(Value::as_f64)
+            .and_then(|r| r.figures::<DatasyncRun>())
+            .map(|f| f.events_per_s)
     };
-    // The CPU budget: at the measured CPU per event (this process plus
-    // PostgreSQL), how many events/s this machine's cores allow at most,
-    // against what 10x row-by-row would need.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let row_by_row = rate(results, VARIANT_ROW_BY_ROW);
-    for result in results.iter_mut().filter(|r| r.is_ok()) {
-        let extra = &result.extra;
-        let us = |key: &str| extra.get(key).and_then(Value::as_f64);
-        let mut found = Vec::new();
-        let bounds = [
-            (
-                "cpu_client_us_per_event",
-                "cpu_postgres_us_per_event",
-                "cpu_bound_events_per_s",
-            ),
-            (
-                "pg_copy_ceiling_cpu_client_us_per_event",
-                "pg_copy_ceiling_cpu_postgres_us_per_event",
-                "pg_copy_ceiling_cpu_bound_rows_per_s",
-            ),
-        ];
-        for (client, server, bound) in bounds {
-            let Some(server_us) = us(server) else { continue };
-            let per_event = server_us + us(client).unwrap_or(0.0);
-            if per_event > 0.0 {
-                found.push((bound, cores * 1e6 / per_event));
-            }
-        }
-        for (bound, value) in found {
-            result.extra.insert(bound.into(), json!(value));
-        }
-        if let Some(row_by_row) = row_by_row {
-            result
-                .extra
-                .insert("ten_times_row_by_row_events_per_s".into(), json!(10.0 * row_by_row));
-        }
-    }
-    // PostgreSQL's own ceiling over row-by-row: the most any client could
-    // be faster than row-by-row here.
-    if let Some(row_by_row) = rate(results, VARIANT_ROW_BY_ROW)
-        && let Some(encoding) = results.iter_mut().find(|r| r.variant == VARIANT_ENCODING && r.is_ok())
-    {
-        let ceiling = ["pg_copy_ceiling_rows_per_s_1conn", "pg_copy_ceiling_rows_per_s_2conn"]
-            .iter()
-            .filter_map(|k| encoding.extra.get(*k).and_then(Value::as_f64))
-            .fold(0.0, f64::max);
-        if ceiling > 0.0 {
-            encoding
-                .extra
-                .insert("pg_copy_ceiling_vs_row_by_row".into(), json!(ceiling / row_by_row));
-        }
-    }
-    let Some(copy) = rate(results, VARIANT_COPY) else {
-        return;
+    let bound = |client_us: Option<f64>, server_us: Option<f64>| {
+        let per_event = server_us? + client_us.unwrap_or(0.0);
+        (per_event > 0.0).then(|| cores * 1e6 / per_event)
     };
-    let ratios: Vec<(String, f64)> = [
+    let row_by_row = rate(results, VARIANT_ROW_BY_ROW);
+    let copy = rate(results, VARIANT_COPY);
+    let speedups: Vec<(&str, Option<f64>)> = [
         VARIANT_COPY_STAGING,
         VARIANT_TWO_STAGE,
         VARIANT_ROW_BY_ROW,
         VARIANT_ROW_BY_ROW_AUTOCOMMIT,
     ]
     .iter()
-    .filter_map(|v| rate(results, v).map(|r| (format!("speedup_vs_{}", v.replace('-', "_")), copy / r)))
+    .map(|v| (*v, copy.zip(rate(results, v)).map(|(copy, other)| copy / other)))
     .collect();
-    if let Some(result) = results.iter_mut().find(|r| r.variant == VARIANT_COPY) {
-        for (name, ratio) in ratios {
-            result.extra.insert(name, json!(ratio));
+    let speedup = |variant: &str| speedups.iter().find(|(v, _)| *v == variant).and_then(|(_, x)| *x);
+    for result in results.iter_mut().filter(|r| r.is_ok()) {
+        let ten_times = row_by_row.map(|r| 10.0 * r);
+        if result.variant == VARIANT_ENCODING {
+            let Some(mut f) = result.figures::<DatasyncEncoding>() else {
+                continue;
+            };
+            f.pg_copy_ceiling_cpu_bound_rows_per_s = bound(
+                f.pg_copy_ceiling_cpu_client_us_per_event,
+                f.pg_copy_ceiling_cpu_postgres_us_per_event,
+            );
+            f.ten_times_row_by_row_events_per_s = ten_times;
+            // PostgreSQL's own ceiling over row-by-row: the most any client
+            // could be faster than row-by-row here.
+            let ceiling = [f.pg_copy_ceiling_rows_per_s_1conn, f.pg_copy_ceiling_rows_per_s_2conn]
+                .into_iter()
+                .flatten()
+                .fold(0.0, f64::max);
+            if let Some(row_by_row) = row_by_row.filter(|_| ceiling > 0.0) {
+                f.pg_copy_ceiling_vs_row_by_row = Some(ceiling / row_by_row);
+            }
+            result.set_figures(&f);
+        } else if let Some(mut f) = result.figures::<DatasyncRun>() {
+            f.cpu_bound_events_per_s = bound(f.cpu_client_us_per_event, f.cpu_postgres_us_per_event);
+            f.ten_times_row_by_row_events_per_s = ten_times;
+            if result.variant == VARIANT_COPY {
+                f.speedup_vs_copy_staging = speedup(VARIANT_COPY_STAGING);
+                f.speedup_vs_two_stage_tsv = speedup(VARIANT_TWO_STAGE);
+                f.speedup_vs_row_by_row = speedup(VARIANT_ROW_BY_ROW);
+                f.speedup_vs_row_by_row_autocommit = speedup(VARIANT_ROW_BY_ROW_AUTOCOMMIT);
+            }
+            result.set_figures(&f);
         }
     }
 }

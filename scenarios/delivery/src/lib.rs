@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
+use weir_harness::figures::delivery::{DeliveryFast, DeliverySlow, DeliveryStorm};
 use weir_harness::{PairedRatio, ScenarioResult};
 
 pub use process::Launch;
@@ -204,8 +205,8 @@ const FILE_NAME: &str = "delivery.bin";
 /// # Errors
 ///
 /// Invalid parameters, a server that does not start, a failed download, or
-/// an unwritable `out`. A floor not met is not an error: it is in the
-/// results (`extra.floor_*`).
+/// an unwritable `out`. A floor not met is not an error: the gates judge
+/// the results' figures.
 ///
 /// # Cancel safety
 ///
@@ -340,23 +341,19 @@ async fn slow(params: &DeliveryParams, dir: &Path, kind: ServerKind) -> Result<S
         rss.peak_bytes.max(hwm)
     };
     result.rss = rss;
-    let extra = &mut result.extra;
-    extra.insert("server_isolation".into(), json!(params.launch.isolation()));
-    extra.insert("server_peak_rss_bytes".into(), json!(peak));
-    extra.insert("server_peak_rss_mib".into(), json!(peak as f64 / MIB));
-    extra.insert("server_cpu_s".into(), json!(cpu));
-    extra.insert("server_minor_faults".into(), json!(faults));
-    extra.insert("delivered_bytes".into(), json!(delivered));
-    extra.insert("cpu_s_per_gib".into(), json!(per_gib(cpu, delivered)));
-    extra.insert(
-        "mean_client_rate_bps".into(),
-        json!(delivered as f64 / elapsed.as_secs_f64() / params.slow_clients as f64),
-    );
-    extra.insert(
-        "ttfb_max_s".into(),
-        json!(first_bytes.iter().copied().fold(0.0, f64::max)),
-    );
-    extra.insert("client_failures".into(), json!(failures.len()));
+    result.set_figures(&DeliverySlow {
+        server_isolation: params.launch.isolation().to_owned(),
+        server_peak_rss_bytes: peak,
+        server_peak_rss_mib: peak as f64 / MIB,
+        server_cpu_s: cpu,
+        server_minor_faults: faults,
+        delivered_bytes: delivered,
+        cpu_s_per_gib: per_gib(cpu, delivered),
+        mean_client_rate_bps: delivered as f64 / elapsed.as_secs_f64() / params.slow_clients as f64,
+        ttfb_max_s: first_bytes.iter().copied().fold(0.0, f64::max),
+        client_failures: failures.len() as u64,
+        cpu_per_gib_vs_serve_file: None,
+    });
     if let Some(first) = failures.first() {
         result.outcome = format!(
             "{} of {} slow clients failed; first: {first}",
@@ -424,17 +421,17 @@ async fn fast(params: &DeliveryParams, dir: &Path) -> Result<Vec<ScenarioResult>
         result.bytes = bytes[i];
         result.throughput_bps = median;
         result.elapsed_s = if median > 0.0 { bytes[i] as f64 / median } else { 0.0 };
-        let extra = &mut result.extra;
-        extra.insert("server_isolation".into(), json!(params.launch.isolation()));
-        extra.insert("median_throughput_bps".into(), json!(median));
-        extra.insert("throughputs_bps".into(), json!(throughputs[i]));
-        extra.insert("server_cpu_s".into(), json!(cpu[i]));
-        extra.insert("cpu_s_per_gib".into(), json!(per_gib(cpu[i], bytes[i])));
-        if let Some(paired) = paired {
-            extra.insert("throughput_vs_serve_file".into(), json!(paired.median));
-            extra.insert("throughput_vs_serve_file_spread".into(), json!(paired.spread));
-            extra.insert("paired_vs_serve_file".into(), json!(paired));
-        }
+        result.set_figures(&DeliveryFast {
+            server_isolation: params.launch.isolation().to_owned(),
+            median_throughput_bps: median,
+            throughputs_bps: throughputs[i].clone(),
+            server_cpu_s: cpu[i],
+            cpu_s_per_gib: per_gib(cpu[i], bytes[i]),
+            throughput_vs_serve_file: paired.as_ref().map(|p| p.median),
+            throughput_vs_serve_file_spread: paired.as_ref().map(|p| p.spread),
+            paired_vs_serve_file: paired,
+            cpu_per_gib_vs_serve_file: None,
+        });
         results.push(result);
     }
     Ok(results)
@@ -495,36 +492,29 @@ async fn storm(params: &DeliveryParams, dir: &Path, kind: ServerKind) -> Result<
     let mut result =
         result(params, Phase::Storm, kind).with_transfer(hung_up as u64 * params.storm_hangup_after, storm_elapsed);
     result.rss = rss;
-    let extra = &mut result.extra;
-    extra.insert("server_isolation".into(), json!(params.launch.isolation()));
-    extra.insert("fds_before".into(), json!(fds_before));
-    extra.insert("fds_peak".into(), json!(fds_peak));
-    let last_fds = fds_after.last().copied().unwrap_or(usize::MAX);
-    extra.insert("fds_after".into(), json!(last_fds));
-    extra.insert("fds_after_each_storm".into(), json!(fds_after));
-    extra.insert(
-        "fds_back_to_baseline".into(),
-        json!(fds_after.iter().all(|&n| n <= fds_before)),
-    );
-    extra.insert("settle_ms_each_storm".into(), json!(settle));
-    extra.insert("rss_before_bytes".into(), json!(rss_before));
-    extra.insert("threads_before".into(), json!(threads_before));
-    extra.insert("threads_after_each_storm".into(), json!(threads_after));
     let first = rss_after.first().copied().unwrap_or(0);
     let last = rss_after.last().copied().unwrap_or(0);
-    extra.insert("rss_after_each_storm_bytes".into(), json!(rss_after));
-    extra.insert("rss_retained_bytes".into(), json!(last.saturating_sub(rss_before)));
-    // What a later storm added on top of the first: growth here is a leak,
-    // the first storm's retained memory is the allocator's cache.
-    extra.insert(
-        "rss_growth_after_first_storm_bytes".into(),
-        json!(last.saturating_sub(first)),
-    );
-    extra.insert("clients_hung_up".into(), json!(hung_up));
-    if let Some((aborted, active)) = transfers {
-        extra.insert("server_aborted_transfers".into(), json!(aborted));
-        extra.insert("server_active_transfers_after".into(), json!(active));
-    }
+    let wide = |v: &[usize]| v.iter().map(|&n| n as u64).collect::<Vec<_>>();
+    result.set_figures(&DeliveryStorm {
+        server_isolation: params.launch.isolation().to_owned(),
+        fds_before: fds_before as u64,
+        fds_peak: fds_peak as u64,
+        fds_after: fds_after.last().map_or(u64::MAX, |&n| n as u64),
+        fds_back_to_baseline: fds_after.iter().all(|&n| n <= fds_before),
+        fds_after_each_storm: wide(&fds_after),
+        settle_ms_each_storm: settle,
+        rss_before_bytes: rss_before,
+        threads_before,
+        threads_after_each_storm: threads_after,
+        rss_after_each_storm_bytes: rss_after,
+        rss_retained_bytes: last.saturating_sub(rss_before),
+        // What a later storm added on top of the first: growth here is a
+        // leak, the first storm's retained memory is the allocator's cache.
+        rss_growth_after_first_storm_bytes: last.saturating_sub(first),
+        clients_hung_up: hung_up as u64,
+        server_aborted_transfers: transfers.map(|(aborted, _)| aborted),
+        server_active_transfers_after: transfers.map(|(_, active)| active),
+    });
     if let Some(first) = failures.first() {
         result.outcome = format!(
             "{} of {} storm clients failed; first: {first}",
@@ -573,37 +563,36 @@ async fn scrape_transfers(addr: std::net::SocketAddr) -> Result<(u64, i64), Erro
     ))
 }
 
-/// The ratios the floors are stated in: each weir server's CPU per GiB
-/// against `ServeFile`'s, and the slow-phase peak RSS against the 24 MiB
-/// ceiling (the fast throughput ratio is paired per round, in [`fast`]).
+/// The ratios the gates are stated in: each weir server's CPU per GiB
+/// against `ServeFile`'s, in the slow and the fast phase (the fast
+/// throughput ratio is paired per round, in [`fast`]).
 fn annotate_ratios(results: &mut [ScenarioResult]) {
-    let baseline = |phase: &str, key: &str, results: &[ScenarioResult]| {
+    let baseline = |phase: &str, results: &[ScenarioResult]| {
         results
             .iter()
             .find(|r| r.variant == format!("{phase}-{}", ServerKind::TowerServeFile.name()))
-            .and_then(|r| r.extra.get(key).and_then(Value::as_f64))
+            .map(|r| match phase {
+                "fast" => r.figures::<DeliveryFast>().unwrap_or_default().cpu_s_per_gib,
+                _ => r.figures::<DeliverySlow>().unwrap_or_default().cpu_s_per_gib,
+            })
     };
-    let fast_cpu_base = baseline("fast", "cpu_s_per_gib", results);
-    let slow_cpu_base = baseline("slow", "cpu_s_per_gib", results);
+    let fast_cpu_base = baseline("fast", results);
+    let slow_cpu_base = baseline("slow", results);
     for result in results.iter_mut() {
         if result.variant.ends_with(ServerKind::TowerServeFile.name()) {
             continue;
         }
-        let extra = &mut result.extra;
         if result.variant.starts_with("fast-")
-            && let (Some(base), Some(own)) = (fast_cpu_base, extra.get("cpu_s_per_gib").and_then(Value::as_f64))
+            && let (Some(base), Some(mut figures)) = (fast_cpu_base, result.figures::<DeliveryFast>())
         {
-            extra.insert("cpu_per_gib_vs_serve_file".into(), json!(ratio_or_zero(own, base)));
+            figures.cpu_per_gib_vs_serve_file = Some(ratio_or_zero(figures.cpu_s_per_gib, base));
+            result.set_figures(&figures);
         }
-        if result.variant.starts_with("slow-") {
-            if let (Some(base), Some(own)) = (slow_cpu_base, extra.get("cpu_s_per_gib").and_then(Value::as_f64)) {
-                let ratio = ratio_or_zero(own, base);
-                extra.insert("cpu_per_gib_vs_serve_file".into(), json!(ratio));
-                extra.insert("floor_cpu_per_gib_at_most_serve_file".into(), json!(own <= base));
-            }
-            if let Some(peak) = extra.get("server_peak_rss_bytes").and_then(Value::as_u64) {
-                extra.insert("floor_peak_rss_under_24_mib".into(), json!(peak < 24 << 20));
-            }
+        if result.variant.starts_with("slow-")
+            && let (Some(base), Some(mut figures)) = (slow_cpu_base, result.figures::<DeliverySlow>())
+        {
+            figures.cpu_per_gib_vs_serve_file = Some(ratio_or_zero(figures.cpu_s_per_gib, base));
+            result.set_figures(&figures);
         }
     }
 }

@@ -29,7 +29,6 @@
 mod case;
 mod measure;
 mod slow;
-mod summary;
 mod throughput;
 mod unbounded;
 
@@ -39,13 +38,11 @@ use std::path::{Path, PathBuf};
 pub use case::{Case, CaseKind, DelayModel, SinkKind, SourceKind, UnboundedCap, Variant};
 pub use measure::LAG_INTERVAL;
 pub use slow::SlowSink;
-pub use summary::{
-    CONTROLLED_GROWTH_CEILING, Check, FLAT_PEAK_CEILING, FLAT_SPREAD_CEILING, FlatPoint, FlowRow, FlowSummary,
-    LAG_MIN_SAMPLES, LAG_P99_CEILING_US, THROUGHPUT_RATIO_FLOOR, ThroughputRow, UNBOUNDED_GROWTH_FLOOR, slope,
-    summarize,
-};
 pub use unbounded::{UnboundedError, UnboundedReport, run_unbounded};
 use weir_harness::ScenarioResult;
+pub use weir_harness::figures::flow::{
+    FlatPoint, FlowRow, FlowRun, FlowSummary, FlowThroughput, ThroughputRow, slope, summarize,
+};
 use weir_harness::inject::Injection;
 
 const MIB: u64 = 1 << 20;
@@ -425,9 +422,7 @@ pub fn summary_result(results: &[ScenarioResult], run_id: &str) -> Result<Scenar
     // The outcome says whether the summary could be computed, not whether
     // the floors held: the gate judges each figure on its own, and one
     // figure's verdict must never refuse another's.
-    result
-        .set_extra_from(&summary)
-        .map_err(|e| Error::InvalidCase(format!("serializing the summary: {e}")))?;
+    result.set_figures(&summary);
     Ok(result)
 }
 

@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 use weir::source::FileSource;
 use weir::{FileSink, IngestOptions, NullSink, Sink};
+use weir_harness::figures::flow::FlowRun;
 pub(crate) use weir_harness::load_average;
 use weir_harness::{LagProbe, RssSampler, ScenarioResult, SyntheticSource, write_test_file};
 
@@ -44,7 +45,7 @@ pub(crate) fn input_file(work_dir: &Path, size: u64, seed: u64) -> Result<PathBu
 struct Moved {
     bytes: u64,
     outcome: String,
-    extra: Map<String, Value>,
+    figures: FlowRun,
 }
 
 /// Runs one `CaseKind::Flow` case and returns its result (not written).
@@ -99,12 +100,12 @@ pub(crate) fn run_flow(case: &Case) -> Result<ScenarioResult, Error> {
     result = result.with_transfer(moved.bytes, elapsed);
     result.outcome = moved.outcome;
     result.lag = Some(lag);
-    result.extra = moved.extra;
-    result
-        .extra
-        .insert("growth_bytes".into(), json!(result.rss.growth_bytes()));
-    result.extra.insert("load_average_before".into(), json!(load_before));
-    result.extra.insert("load_average_after".into(), json!(load_average()));
+    result.set_figures(&FlowRun {
+        growth_bytes: result.rss.growth_bytes(),
+        load_average_before: load_before,
+        load_average_after: load_average(),
+        ..moved.figures
+    });
     Ok(result)
 }
 
@@ -135,7 +136,7 @@ where
     St: Stream<Item = std::io::Result<Bytes>> + Send,
     Si: Sink + 'static,
 {
-    let mut extra = Map::new();
+    let mut figures = FlowRun::default();
     match variant {
         Variant::Controlled { max_in_flight } => {
             let options = IngestOptions::builder()
@@ -144,47 +145,45 @@ where
                 .build();
             match weir::ingest(source, sink, options).await {
                 Ok(report) => {
-                    extra.insert("peak_in_flight".into(), json!(report.peak_in_flight));
-                    extra.insert("chunks_written".into(), json!(report.chunks_written));
-                    extra.insert(
-                        "write_latency_p99_us".into(),
-                        json!(u64::try_from(report.write_latency.p99.as_micros()).unwrap_or(u64::MAX)),
-                    );
+                    figures.peak_in_flight = Some(report.peak_in_flight as u64);
+                    figures.chunks_written = Some(report.chunks_written);
+                    figures.write_latency_p99_us =
+                        Some(u64::try_from(report.write_latency.p99.as_micros()).unwrap_or(u64::MAX));
                     Moved {
                         bytes: report.bytes_written,
                         outcome: "ok".to_owned(),
-                        extra,
+                        figures,
                     }
                 }
                 Err(error) => Moved {
                     bytes: error.report().bytes_written,
                     outcome: error_chain(&error),
-                    extra,
+                    figures,
                 },
             }
         }
         Variant::Unbounded => {
-            extra.insert("cap_outstanding_bytes".into(), json!(cap.max_outstanding_bytes));
-            extra.insert("cap_millis".into(), json!(cap.max_millis));
+            figures.cap_outstanding_bytes = Some(cap.max_outstanding_bytes);
+            figures.cap_millis = Some(cap.max_millis);
             match run_unbounded(source, sink, cap).await {
                 Ok(report) => {
-                    extra.insert("peak_outstanding_bytes".into(), json!(report.peak_outstanding_bytes));
-                    extra.insert("spawned".into(), json!(report.spawned));
-                    extra.insert("bytes_read".into(), json!(report.bytes_read));
-                    extra.insert("capped".into(), json!(report.capped));
+                    figures.peak_outstanding_bytes = Some(report.peak_outstanding_bytes);
+                    figures.spawned = Some(report.spawned);
+                    figures.bytes_read = Some(report.bytes_read);
+                    figures.capped = report.capped.clone();
                     let outcome = report
                         .capped
                         .map_or_else(|| "ok".to_owned(), |why| format!("capped: {why}"));
                     Moved {
                         bytes: report.bytes_written,
                         outcome,
-                        extra,
+                        figures,
                     }
                 }
                 Err(error) => Moved {
                     bytes: 0,
                     outcome: error_chain(&error),
-                    extra,
+                    figures,
                 },
             }
         }

@@ -9,9 +9,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use serde_json::json;
 use weir::source::FileSource;
 use weir::{BoxError, Cause, FileSink, IngestOptions, NullSink, Sink};
+use weir_harness::figures::flow::FlowThroughput;
 use weir_harness::{PairedRatio, RssSampler, ScenarioResult};
 
 use crate::Error;
@@ -26,7 +26,7 @@ enum Side {
 }
 
 /// Runs one `CaseKind::Throughput` case and returns its result (not
-/// written): `throughput_bps` is the engine's median round, `extra` holds the
+/// written): `throughput_bps` is the engine's median round, its [`FlowThroughput`] figures the
 /// median of the per-round ratios (`ratio`), its spread and every round.
 pub(crate) fn run_throughput(case: &Case) -> Result<ScenarioResult, Error> {
     let CaseKind::Throughput {
@@ -53,7 +53,7 @@ pub(crate) fn run_throughput(case: &Case) -> Result<ScenarioResult, Error> {
 
     let mut result = ScenarioResult::new("flow", "throughput");
     result.params = case_params(case);
-    result.extra.insert("load_average_before".into(), json!(load_average()));
+    let load_average_before = load_average();
     let sampler = RssSampler::start(Duration::from_millis(case.sample_millis.max(1)));
     let mut engine = Vec::with_capacity(rounds);
     let mut plain = Vec::with_capacity(rounds);
@@ -110,13 +110,16 @@ pub(crate) fn run_throughput(case: &Case) -> Result<ScenarioResult, Error> {
         SinkKind::File => "std::fs read/write loop + sync_all, own thread",
         _ => "std::fs read loop, own thread",
     };
-    result.extra.insert("baseline".into(), json!(baseline));
-    result.extra.insert("load_average_after".into(), json!(load_average()));
-    result.extra.insert("engine_bps".into(), json!(engine_bps));
-    result.extra.insert("plain_bps".into(), json!(paired.b_median()));
-    result.extra.insert("ratio".into(), json!(paired.median));
-    result.extra.insert("ratio_spread".into(), json!(paired.spread));
-    result.extra.insert("paired".into(), json!(paired));
+    result.set_figures(&FlowThroughput {
+        baseline: baseline.to_owned(),
+        load_average_before,
+        load_average_after: load_average(),
+        engine_bps,
+        plain_bps: paired.b_median(),
+        ratio: paired.median,
+        ratio_spread: paired.spread,
+        paired,
+    });
     Ok(result)
 }
 

@@ -10,8 +10,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use crate::figures::bench::BenchEstimate;
 use crate::result::{Machine, ScenarioResult, unix_now};
 
 /// One benchmark's mean time per iteration, and where it came from.
@@ -104,14 +105,10 @@ pub fn criterion_results(dir: &Path) -> Vec<ScenarioResult> {
     estimates
         .into_iter()
         .map(|e| {
-            let mut extra = Map::new();
-            extra.insert("mean_ns".into(), Value::from(e.mean_ns));
-            if e.function != "raw"
-                && let Some(raw_ns) = raw.get(&(e.group.clone(), e.parameter.clone()))
-                && e.mean_ns > 0.0
-            {
-                extra.insert("ratio_vs_raw".into(), Value::from(raw_ns / e.mean_ns));
-            }
+            let ratio_vs_raw = raw
+                .get(&(e.group.clone(), e.parameter.clone()))
+                .filter(|_| e.function != "raw" && e.mean_ns > 0.0)
+                .map(|raw_ns| raw_ns / e.mean_ns);
             let mut variant = format!("{}/{}", e.group, e.function);
             if let Some(p) = &e.parameter {
                 variant.push('/');
@@ -119,19 +116,23 @@ pub fn criterion_results(dir: &Path) -> Vec<ScenarioResult> {
             }
             let elapsed_s = e.mean_ns / 1e9;
             let bytes = e.bytes.unwrap_or(0);
-            ScenarioResult {
+            let mut result = ScenarioResult {
                 scenario: "bench".to_owned(),
                 variant,
                 outcome: "ok".to_owned(),
                 bytes,
                 elapsed_s,
                 throughput_bps: if elapsed_s > 0.0 { bytes as f64 / elapsed_s } else { 0.0 },
-                extra,
                 machine: machine.clone(),
                 git_revision: None,
                 started_unix_s: e.written_unix_s.unwrap_or(now),
                 ..ScenarioResult::default()
-            }
+            };
+            result.set_figures(&BenchEstimate {
+                mean_ns: e.mean_ns,
+                ratio_vs_raw,
+            });
+            result
         })
         .collect()
 }
@@ -169,12 +170,14 @@ mod tests {
             .iter()
             .find(|r| r.variant == "engine_vs_raw/engine/65536")
             .unwrap();
-        assert_eq!(engine.extra["ratio_vs_raw"], Value::from(0.8));
+        assert_eq!(engine.figures::<BenchEstimate>().unwrap().ratio_vs_raw, Some(0.8));
+        assert_eq!(engine.metric("extra.ratio_vs_raw"), Some(0.8));
         assert!((engine.throughput_bps - 1048576.0 / 1.25e-6).abs() < 1.0);
         let no_baseline = results
             .iter()
             .find(|r| r.variant == "engine_vs_raw/engine/4096")
             .unwrap();
-        assert!(!no_baseline.extra.contains_key("ratio_vs_raw"));
+        assert_eq!(no_baseline.figures::<BenchEstimate>().unwrap().ratio_vs_raw, None);
+        assert_eq!(no_baseline.metric("extra.ratio_vs_raw"), None);
     }
 }

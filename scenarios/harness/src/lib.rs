@@ -7,7 +7,8 @@
 //!   each tick fires: a blocked runtime shows up as lag.
 //! - [`open_fds`], [`Machine`], [`git_revision`]: leak accounting and
 //!   provenance.
-//! - [`ScenarioResult`]: the one JSON result format every run writes.
+//! - [`ScenarioResult`]: the one JSON result format every run writes, its
+//!   scenario's typed [`figures`] in `extra`.
 //! - [`SyntheticSource`] and [`write_test_file`]: deterministic, seeded
 //!   input of any size, generated on the fly.
 //! - [`cpu_seconds`], [`tree_cpu_seconds`]: CPU time of this process or of
@@ -36,6 +37,7 @@ mod cpu;
 mod criterion;
 mod error_text;
 mod fds;
+pub mod figures;
 pub mod inject;
 mod lag;
 mod paired;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -103,7 +104,8 @@ pub struct ScenarioResult {
     pub rss: RssSeries,
     /// Runtime lag over the run, when probed.
     pub lag: Option<LagSeries>,
-    /// Scenario-specific figures.
+    /// Scenario-specific figures: one of the types of [`crate::figures`],
+    /// written with [`Self::set_figures`] and read with [`Self::figures`].
     pub extra: Map<String, Value>,
     /// Where it ran.
     pub machine: Machine,
@@ -140,17 +142,28 @@ impl ScenarioResult {
         self
     }
 
-    /// Sets `extra` to the fields of `value` (a struct or a map; anything
-    /// else leaves `extra` as it is).
+    /// Stores a scenario's typed figures (a type of [`crate::figures`]) as
+    /// `extra`, one field per key, replacing what was there: the one way
+    /// scenarios write their figures.
     ///
-    /// # Errors
+    /// # Panics
     ///
-    /// When `value` cannot be serialized.
-    pub fn set_extra_from(&mut self, value: &impl serde::Serialize) -> serde_json::Result<()> {
-        if let serde_json::Value::Object(map) = serde_json::to_value(value)? {
-            self.extra = map;
+    /// When `figures` does not serialize to a JSON object (a map with
+    /// non-string keys, a bare number): a figure type is a plain struct,
+    /// and the figure types' tests serialize every one.
+    pub fn set_figures<T: Serialize>(&mut self, figures: &T) {
+        match serde_json::to_value(figures) {
+            Ok(Value::Object(map)) => self.extra = map,
+            Ok(other) => panic!("figures must serialize to a JSON object, not {other}"),
+            Err(error) => panic!("figures must serialize: {error}"),
         }
-        Ok(())
+    }
+
+    /// The figures `extra` holds, read as `T` (a type of
+    /// [`crate::figures`]); fields it lacks take their defaults. `None`
+    /// when `extra` does not fit `T` (a field of the wrong type).
+    pub fn figures<T: DeserializeOwned>(&self) -> Option<T> {
+        serde_json::from_value(Value::Object(self.extra.clone())).ok()
     }
 
     /// `true` when the outcome is `"ok"`.
@@ -248,7 +261,10 @@ mod tests {
         let mut result =
             ScenarioResult::new("flow", "controlled").with_transfer(1 << 30, std::time::Duration::from_secs(2));
         result.params.insert("size".into(), Value::from(1u64 << 30));
-        result.extra.insert("slope".into(), Value::from(0.01));
+        result.set_figures(&crate::figures::bench::BenchEstimate {
+            mean_ns: 12.5,
+            ratio_vs_raw: Some(0.9),
+        });
         let first = result.write_to(dir.path()).unwrap();
         let second = result.write_to(dir.path()).unwrap();
         assert_ne!(first, second);

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use futures_util::stream;
 use sha2::Digest as _;
 use weir::{IngestOptions, NullSink, Transform, ingest};
+use weir_harness::figures::offload::ChecksumRun;
 use weir_harness::{RssSampler, ScenarioResult};
 use weir_transforms::{Blake3, Crc32c, Sha256, digest_in};
 
@@ -139,7 +140,6 @@ pub(crate) fn run(params: &TransformsParams) -> Result<Vec<ScenarioResult>, Erro
                 }
             }
         }
-        result.extra.insert("digest".into(), expected.into());
         result.rss = rss.stop();
         let total = started.elapsed();
         let best_plain = plain_times.iter().min().copied().unwrap_or_default();
@@ -166,15 +166,17 @@ pub(crate) fn run(params: &TransformsParams) -> Result<Vec<ScenarioResult>, Erro
         result
             .params
             .insert("chunk_size".into(), params.checksum_chunk_size.into());
-        let extra = &mut result.extra;
-        extra.insert("plain_bps".into(), bps(best_plain).into());
-        extra.insert("engine_bps".into(), bps(best_engine).into());
-        extra.insert("ratio".into(), ratio(best_plain, best_engine).into());
-        extra.insert("median_plain_bps".into(), bps(median_plain).into());
-        extra.insert("median_engine_bps".into(), bps(median_engine).into());
-        extra.insert("median_ratio".into(), ratio(median_plain, median_engine).into());
-        extra.insert("repetitions".into(), params.repetitions.into());
-        extra.insert("measured_s".into(), total.as_secs_f64().into());
+        result.set_figures(&ChecksumRun {
+            digest: expected,
+            plain_bps: bps(best_plain),
+            engine_bps: bps(best_engine),
+            ratio: ratio(best_plain, best_engine),
+            median_plain_bps: bps(median_plain),
+            median_engine_bps: bps(median_engine),
+            median_ratio: ratio(median_plain, median_engine),
+            repetitions: params.repetitions as u64,
+            measured_s: total.as_secs_f64(),
+        });
         if let Err(error) = outcome {
             result.outcome = error;
         }

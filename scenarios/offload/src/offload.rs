@@ -13,6 +13,7 @@ use futures_util::{Stream, StreamExt as _, stream};
 use sha2::Digest as _;
 use tokio::sync::oneshot;
 use weir::{BoxError, IngestOptions, NullSink, Transform, ingest};
+use weir_harness::figures::offload::StageRun;
 use weir_harness::{LagProbe, RssSampler, ScenarioResult};
 
 use crate::{Error, TransformsParams};
@@ -313,10 +314,12 @@ fn measure(
     params_json.insert("chunks".into(), case.count.into());
     params_json.insert("chunk_size".into(), chunk_size.into());
     params_json.insert("rounds".into(), case.rounds.into());
-    let extra = &mut result.extra;
-    extra.insert("per_chunk_cpu_us".into(), per_chunk(stats.busy).into());
-    extra.insert("per_chunk_us".into(), per_chunk(elapsed).into());
-    extra.insert("burn_state".into(), hex(&stats.state).into());
+    result.set_figures(&StageRun {
+        per_chunk_cpu_us: per_chunk(stats.busy),
+        per_chunk_us: per_chunk(elapsed),
+        burn_state: hex(&stats.state),
+        ..StageRun::default()
+    });
     Ok(result)
 }
 
@@ -346,12 +349,13 @@ fn median_run(mut runs: Vec<ScenarioResult>) -> Option<ScenarioResult> {
     let all_p99: Vec<u64> = runs.iter().map(|r| r.lag.as_ref().map_or(0, |l| l.p99_us)).collect();
     let failed = runs.iter().find(|r| !r.is_ok()).map(|r| r.outcome.clone());
     let mut median = runs.swap_remove(runs.len().checked_sub(1)? / 2);
-    median.extra.insert("runs_bps".into(), all_bps.into());
-    median.extra.insert("runs_lag_p99_us".into(), all_p99.clone().into());
-    median.extra.insert(
-        "worst_lag_p99_us".into(),
-        all_p99.iter().max().copied().unwrap_or_default().into(),
-    );
+    let figures = median.figures::<StageRun>().unwrap_or_default();
+    median.set_figures(&StageRun {
+        runs_bps: all_bps,
+        worst_lag_p99_us: all_p99.iter().max().copied().unwrap_or_default(),
+        runs_lag_p99_us: all_p99,
+        ..figures
+    });
     if let Some(outcome) = failed {
         median.outcome = outcome;
     }

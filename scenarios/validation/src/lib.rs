@@ -14,7 +14,8 @@
 //! use weir_validation::{ValidationParams, run_blocking};
 //!
 //! let results = run_blocking(&ValidationParams::default(), std::path::Path::new("results"))?;
-//! println!("{}", results[0].extra["table_md"].as_str().unwrap_or_default());
+//! let matrix = results[0].figures::<weir_validation::ValidationMatrix>().unwrap_or_default();
+//! println!("{}", matrix.table_md);
 //! # Ok::<(), weir_validation::Error>(())
 //! ```
 #![forbid(unsafe_code)]
@@ -28,13 +29,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+pub use weir_harness::figures::validation::{ValidationMatrix, ValidationRow};
 use weir_harness::{ScenarioResult, open_fds, write_test_file};
 
 pub use matrix::{Config, Row, SinkKind, SourceKind, plan, run_row};
 
 /// Why the matrix could not be run (a dirty row is not an error: it is
-/// recorded and fails a check).
+/// recorded, and the gate on `extra.clean_rows` fails).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -87,20 +88,6 @@ impl ValidationParams {
     }
 }
 
-/// One floor, checked; the shape `weir-lab` prints from a summary's
-/// `extra.checks`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Check {
-    /// What is checked.
-    pub name: String,
-    /// The requirement, in words.
-    pub requirement: String,
-    /// What was measured.
-    pub measured: String,
-    /// Whether it holds.
-    pub pass: bool,
-}
-
 /// The matrix as a markdown table, one line per row.
 pub fn table_markdown(rows: &[Row]) -> String {
     let escape = |cell: &str| cell.replace('|', "\\|");
@@ -128,54 +115,29 @@ pub fn table_markdown(rows: &[Row]) -> String {
     md
 }
 
-/// The floors, checked over the rows.
-pub fn checks(rows: &[Row]) -> Vec<Check> {
-    let clean = rows.iter().filter(|r| r.clean).count();
-    let invalid: Vec<&Row> = rows.iter().filter(|r| r.config != Config::Valid).collect();
-    let errored = invalid
-        .iter()
-        .filter(|r| r.error.is_some() && r.outcome != "panicked")
-        .count();
-    let controls: Vec<&Row> = rows.iter().filter(|r| r.config == Config::Valid).collect();
-    let committed = controls.iter().filter(|r| r.outcome == "committed").count();
-    let leaked: usize = rows.iter().map(|r| r.fds_after.saturating_sub(r.fds_before)).sum();
-    let files: usize = rows.iter().map(|r| r.files_left.len()).sum();
-    let check = |name: &str, requirement: &str, measured: String, pass: bool| Check {
-        name: name.to_owned(),
-        requirement: requirement.to_owned(),
-        measured,
-        pass,
-    };
-    vec![
-        check(
-            "validation: every row clean",
-            "source closed, sink aborted once (or never created), fds unchanged, no file left",
-            format!("{clean} of {} rows", rows.len()),
-            !rows.is_empty() && clean == rows.len(),
-        ),
-        check(
-            "validation: invalid configurations are errors",
-            "an error with text, never a panic or a hang",
-            format!("{errored} of {}", invalid.len()),
-            errored == invalid.len(),
-        ),
-        check(
-            "validation: control rows commit",
-            "every valid source x sink commits every byte",
-            format!("{committed} of {}", controls.len()),
-            !controls.is_empty() && committed == controls.len(),
-        ),
-        check(
-            "validation: leaked file descriptors and files",
-            "0 and 0",
-            format!("{leaked} and {files}"),
-            leaked == 0 && files == 0,
-        ),
-    ]
+/// The matrix's figures, counted over the rows.
+pub fn figures(rows: &[Row], fds_before: usize, fds_after: usize) -> ValidationMatrix {
+    let count = |keep: &dyn Fn(&Row) -> bool| rows.iter().filter(|r| keep(r)).count() as u64;
+    ValidationMatrix {
+        rows: rows.iter().map(Row::figures).collect(),
+        table_md: table_markdown(rows),
+        clean_rows: count(&|r| r.clean),
+        invalid_rows: count(&|r| r.config != Config::Valid),
+        invalid_rows_errored: count(&|r| r.config != Config::Valid && r.error.is_some() && r.outcome != "panicked"),
+        control_rows: count(&|r| r.config == Config::Valid),
+        control_rows_committed: count(&|r| r.config == Config::Valid && r.outcome == "committed"),
+        leaked_fds: rows
+            .iter()
+            .map(|r| r.fds_after.saturating_sub(r.fds_before) as u64)
+            .sum(),
+        files_left: rows.iter().map(|r| r.files_left.len() as u64).sum(),
+        fds_before: fds_before as u64,
+        fds_after: fds_after as u64,
+    }
 }
 
 /// Runs the matrix on a fresh multi-thread runtime (2 workers) and writes
-/// the matrix result and the summary into `out`.
+/// the matrix result into `out`.
 ///
 /// # Errors
 ///
@@ -185,10 +147,10 @@ pub fn run_blocking(params: &ValidationParams, out: &Path) -> Result<Vec<Scenari
     runtime.block_on(run(params, out))
 }
 
-/// Runs every row of [`plan`] in turn and writes two results into `out`:
-/// `validation/matrix` (`extra.rows`, `extra.table_md`) and
-/// `validation/summary` (`extra.checks`). Needs a Tokio runtime with time
-/// and I/O enabled.
+/// Runs every row of [`plan`] in turn and writes one result into `out`:
+/// `validation/matrix`, its [`ValidationMatrix`] figures (every row, the
+/// table, the counts the gates bound). Needs a Tokio runtime with time and
+/// I/O enabled.
 ///
 /// # Errors
 ///
@@ -252,8 +214,6 @@ pub async fn run(params: &ValidationParams, out: &Path) -> Result<Vec<ScenarioRe
         }
     }
 
-    let table = table_markdown(&rows);
-    let checks = checks(&rows);
     let mut matrix = ScenarioResult::new("validation", "matrix").with_transfer(0, elapsed);
     matrix.params.insert("input_len".into(), params.input_len.into());
     matrix.params.insert("rows".into(), rows.len().into());
@@ -275,30 +235,11 @@ pub async fn run(params: &ValidationParams, out: &Path) -> Result<Vec<ScenarioRe
     if !dirty.is_empty() {
         matrix.outcome = format!("{} dirty row(s): {}", dirty.len(), dirty.join(" | "));
     }
+    matrix.set_figures(&figures(&rows, fds_before, fds_after));
     matrix
-        .extra
-        .insert("rows".into(), serde_json::to_value(&rows).unwrap_or_default());
-    matrix.extra.insert("table_md".into(), table.into());
-    matrix
-        .extra
-        .insert("clean_rows".into(), rows.iter().filter(|r| r.clean).count().into());
-    matrix.extra.insert("fds_before".into(), fds_before.into());
-    matrix.extra.insert("fds_after".into(), fds_after.into());
-
-    let mut summary = ScenarioResult::new("validation", "summary");
-    let failing: Vec<&str> = checks.iter().filter(|c| !c.pass).map(|c| c.name.as_str()).collect();
-    if !failing.is_empty() {
-        summary.outcome = format!("failed checks: {}", failing.join("; "));
-    }
-    summary
-        .extra
-        .insert("checks".into(), serde_json::to_value(&checks).unwrap_or_default());
-    for result in [&matrix, &summary] {
-        result
-            .write_to(out)
-            .map_err(io_error(format!("writing a result to {}", out.display())))?;
-    }
-    Ok(vec![matrix, summary])
+        .write_to(out)
+        .map_err(io_error(format!("writing a result to {}", out.display())))?;
+    Ok(vec![matrix])
 }
 
 #[cfg(test)]
@@ -330,8 +271,11 @@ mod tests {
         assert!(table.contains("a \\| b"), "{table}");
         assert!(table.contains("| NO (peer saw nothing) |"), "{table}");
         assert!(table.trim_end().ends_with("| NO |"), "{table}");
-        let checks = checks(&[row]);
-        assert!(!checks[0].pass);
-        assert!(!checks[3].pass, "a leaked descriptor fails the leak check");
+        let figures = figures(&[row], 10, 10);
+        assert_eq!(figures.clean_rows, 0);
+        assert_eq!(figures.leaked_fds, 1, "a leaked descriptor is counted");
+        assert_eq!((figures.invalid_rows, figures.invalid_rows_errored), (1, 1));
+        assert_eq!(figures.rows[0].source, "tcp");
+        assert_eq!(figures.rows[0].config, "chunk_size_zero");
     }
 }

@@ -25,6 +25,7 @@ use weir::{
     ErrorKind, FileSink, IngestError, IngestOptions, IngestReport, MAX_CHUNK_SIZE, MAX_IN_FLIGHT, MemorySink, NullSink,
     ingest,
 };
+use weir_harness::figures::validation::ValidationRow;
 use weir_harness::{SyntheticSource, open_fds, synthetic_bytes};
 
 use crate::observe::{AnySink, CallCounts, DropWatched, Observed, PeerSaw, block_on, fds_on, files_under, peer};
@@ -227,6 +228,39 @@ pub struct Row {
 }
 
 impl Row {
+    /// The row as the matrix's figures carry it: kinds by their names.
+    pub fn figures(&self) -> ValidationRow {
+        let name = |value: serde_json::Value| value.as_str().unwrap_or_default().to_owned();
+        let calls = self.sink_calls;
+        ValidationRow {
+            config: name(serde_json::json!(self.config)),
+            source: name(serde_json::json!(self.source)),
+            sink: name(serde_json::json!(self.sink)),
+            stage: self.stage.clone(),
+            outcome: self.outcome.clone(),
+            error: self.error.clone(),
+            source_closed: self.source_closed,
+            source_evidence: self.source_evidence.clone(),
+            sink_created: self.sink_created,
+            sink_calls: [
+                ("writes", calls.writes),
+                ("finalizes", calls.finalizes),
+                ("finalized_ok", calls.finalized_ok),
+                ("aborts", calls.aborts),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+            sink_evidence: self.sink_evidence.clone(),
+            fds_before: self.fds_before as u64,
+            fds_after: self.fds_after as u64,
+            files_left: self.files_left.clone(),
+            elapsed_us: self.elapsed_us,
+            problems: self.problems.clone(),
+            clean: self.clean,
+        }
+    }
+
     /// The source cell: `yes (evidence)` or `NO (evidence)`.
     pub fn source_cell(&self) -> String {
         format!(

@@ -86,6 +86,6 @@ async fn random_disconnects_all_end_as_expected_and_leak_nothing() {
     assert_eq!(report.as_expected, report.trials, "{:?}", report.unexpected_examples);
     assert!(report.closed + report.reset > 0);
     assert_eq!(report.violations, 0);
-    assert_eq!(report.leaked_fds(), 0);
+    assert_eq!(report.count_leaked_fds(), 0);
     assert_eq!(report.temp_files_left, 0);
 }

@@ -18,7 +18,13 @@ fn assert_clean(mode: SinkMode, trials: usize) -> weir_cancellation::TrialsRepor
     assert_eq!(report.violations, 0, "{:?}", report.counts);
     assert_eq!(report.terminal_mismatches, 0);
     assert_eq!(report.byte_mismatches, 0);
-    assert_eq!(report.leaked_fds(), 0, "{} -> {}", report.fds_before, report.fds_after);
+    assert_eq!(
+        report.count_leaked_fds(),
+        0,
+        "{} -> {}",
+        report.fds_before,
+        report.fds_after
+    );
     assert_eq!(report.trials_with_fd_growth, 0);
     assert_eq!(report.temp_files_left, 0);
     assert_eq!(

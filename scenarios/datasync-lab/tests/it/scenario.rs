@@ -2,6 +2,7 @@
 //! verified, and the COPY result carries its ratios to the baselines.
 
 use weir_datasync_lab::{DatasyncParams, VARIANTS, run};
+use weir_harness::figures::datasync::{DatasyncEncoding, DatasyncRun};
 
 use crate::support::database_url;
 
@@ -21,41 +22,51 @@ fn every_variant_runs_verified_and_the_ratios_are_reported() {
     assert_eq!(results.len(), VARIANTS.len());
     for result in &results {
         assert!(result.is_ok(), "{}: {}", result.variant, result.outcome);
+        weir_harness::figures::conforms(result).unwrap();
     }
     for result in results.iter().filter(|r| r.variant != "copy-encoding") {
-        assert_eq!(result.extra["verified"], true, "{}", result.variant);
-        assert!(result.extra["events_per_s"].as_f64().unwrap() > 0.0);
+        let f = result.figures::<DatasyncRun>().unwrap();
+        assert!(f.verified, "{}", result.variant);
+        assert!(f.events_per_s > 0.0, "{}: {f:?}", result.variant);
+        assert!(
+            f.api.get("requests").is_some_and(|&n| n > 0),
+            "{}: {f:?}",
+            result.variant
+        );
     }
     let copy = results.iter().find(|r| r.variant == "copy").unwrap();
     // CPU accounting (10 ms ticks: a run this small may spend none):
     // always for this process; for PostgreSQL when it runs here, as
     // `just pg-up` starts it.
-    let spent = |key: &str| copy.extra.get(key).and_then(serde_json::Value::as_f64);
-    assert!(spent("cpu_client_s").is_some_and(|s| s >= 0.0), "{:?}", copy.extra);
+    let f = copy.figures::<DatasyncRun>().unwrap();
+    assert!(f.cpu_client_s.is_some_and(|s| s >= 0.0), "{f:?}");
     let url = database_url();
     if url.contains("@127.0.0.1") || url.contains("@localhost") {
         assert!(
-            spent("cpu_postgres_s").is_some_and(|s| s >= 0.0),
-            "no PostgreSQL CPU figure with a local server: {:?}",
-            copy.extra
+            f.cpu_postgres_s.is_some_and(|s| s >= 0.0),
+            "no PostgreSQL CPU figure with a local server: {f:?}"
         );
     }
-    for ratio in [
-        "speedup_vs_row_by_row",
-        "speedup_vs_row_by_row_autocommit",
-        "speedup_vs_two_stage_tsv",
-        "speedup_vs_copy_staging",
+    for (name, ratio) in [
+        ("row-by-row", f.speedup_vs_row_by_row),
+        ("row-by-row autocommit", f.speedup_vs_row_by_row_autocommit),
+        ("two-stage TSV", f.speedup_vs_two_stage_tsv),
+        ("copy-staging", f.speedup_vs_copy_staging),
     ] {
-        assert!(copy.extra[ratio].as_f64().unwrap() > 0.0, "{ratio}");
+        assert!(ratio.is_some_and(|r| r > 0.0), "{name}: {f:?}");
     }
+    // The gated paths read the same figures.
+    assert_eq!(copy.metric("extra.speedup_vs_row_by_row"), f.speedup_vs_row_by_row);
+    assert_eq!(copy.metric("extra.verified"), Some(1.0));
     let encoding = results.iter().find(|r| r.variant == "copy-encoding").unwrap();
-    assert!(encoding.extra["pre_encoded_speedup"].as_f64().unwrap() > 0.0);
-    for ceiling in [
-        "pg_copy_ceiling_rows_per_s_1conn",
-        "pg_copy_ceiling_rows_per_s_2conn",
-        "pg_copy_ceiling_vs_row_by_row",
+    let e = encoding.figures::<DatasyncEncoding>().unwrap();
+    assert!(e.pre_encoded_speedup > 0.0, "{e:?}");
+    for (name, ceiling) in [
+        ("one connection", e.pg_copy_ceiling_rows_per_s_1conn),
+        ("two connections", e.pg_copy_ceiling_rows_per_s_2conn),
+        ("over row-by-row", e.pg_copy_ceiling_vs_row_by_row),
     ] {
-        assert!(encoding.extra[ceiling].as_f64().unwrap() > 0.0, "{ceiling}");
+        assert!(ceiling.is_some_and(|c| c > 0.0), "{name}: {e:?}");
     }
     let written = weir_harness::load_results(out.path()).unwrap();
     assert_eq!(written.len(), VARIANTS.len());

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use weir_delivery::{DeliveryParams, run};
+use weir_harness::figures::delivery::{DeliveryFast, DeliverySlow, DeliveryStorm};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tiny_run_writes_every_result() {
@@ -20,17 +21,35 @@ async fn a_tiny_run_writes_every_result() {
     assert_eq!(weir_harness::load_results(out.path()).unwrap().len(), 9);
     for result in &results {
         assert!(result.is_ok(), "{}: {}", result.variant, result.outcome);
-        assert_eq!(result.extra["server_isolation"], "in-process");
+        weir_harness::figures::conforms(result).unwrap();
+    }
+    for slow in results.iter().filter(|r| r.variant.starts_with("slow-")) {
+        let f = slow.figures::<DeliverySlow>().unwrap();
+        assert_eq!(f.server_isolation, "in-process");
+        assert!(
+            f.delivered_bytes > 0 && f.server_peak_rss_bytes > 0,
+            "{}: {f:?}",
+            slow.variant
+        );
+        let baseline = slow.variant.ends_with("tower-serve-file");
+        assert_eq!(
+            f.cpu_per_gib_vs_serve_file.is_some(),
+            !baseline,
+            "{}: {f:?}",
+            slow.variant
+        );
     }
     for storm in results.iter().filter(|r| r.variant.starts_with("storm-")) {
-        assert_eq!(
-            storm.extra["fds_back_to_baseline"], true,
-            "{}: {:?}",
-            storm.variant, storm.extra
-        );
-        assert_eq!(storm.extra["clients_hung_up"], 20 * params.storm_rounds);
+        let f = storm.figures::<DeliveryStorm>().unwrap();
+        assert!(f.fds_back_to_baseline, "{}: {f:?}", storm.variant);
+        assert_eq!(f.clients_hung_up, 20 * params.storm_rounds as u64);
     }
     let fast = results.iter().find(|r| r.variant == "fast-weir-pull").unwrap();
-    assert!(fast.extra.contains_key("throughput_vs_serve_file"));
+    let f = fast.figures::<DeliveryFast>().unwrap();
+    assert!(f.throughput_vs_serve_file.is_some(), "{f:?}");
+    assert_eq!(
+        fast.metric("extra.throughput_vs_serve_file"),
+        f.throughput_vs_serve_file
+    );
     assert_eq!(fast.bytes, 4 << 20);
 }

@@ -2,7 +2,7 @@
 //! the writes in flight; unbounded flow grows with its input. Each test runs
 //! in a process of its own under nextest, so RSS is this test's alone.
 
-use weir_flow::{Case, CaseKind, DelayModel, SinkKind, SourceKind, UnboundedCap, Variant, run_case};
+use weir_flow::{Case, CaseKind, DelayModel, FlowRun, SinkKind, SourceKind, UnboundedCap, Variant, run_case};
 
 const MIB: u64 = 1 << 20;
 const CHUNK: usize = 64 * 1024;
@@ -48,7 +48,10 @@ fn controlled_flow_stays_under_its_ceiling() {
     let growth = result.rss.growth_bytes();
     assert!(growth < ceiling, "grew {growth} bytes, ceiling {ceiling}");
     assert!(growth < size / 4, "grew {growth} bytes for {size} bytes of input");
-    assert_eq!(result.extra["peak_in_flight"], in_flight);
+    assert_eq!(
+        result.figures::<FlowRun>().unwrap().peak_in_flight,
+        Some(in_flight as u64)
+    );
 }
 
 #[test]
@@ -59,7 +62,7 @@ fn unbounded_flow_grows_with_its_input() {
     assert_eq!(result.bytes, size);
     let growth = result.rss.growth_bytes();
     assert!(growth >= size / 2, "grew only {growth} bytes for {size} bytes of input");
-    let outstanding = result.extra["peak_outstanding_bytes"].as_u64().unwrap();
+    let outstanding = result.figures::<FlowRun>().unwrap().peak_outstanding_bytes.unwrap();
     assert!(outstanding >= size / 2, "peak outstanding {outstanding}");
 }
 
@@ -74,10 +77,9 @@ fn the_unbounded_cap_stops_the_growth() {
     }
     let result = run_case(&capped).unwrap();
     assert!(result.outcome.starts_with("capped"), "{}", result.outcome);
-    assert!(result.extra["peak_outstanding_bytes"].as_u64().unwrap() <= 4 * MIB + CHUNK as u64);
-    assert!(
-        result.extra["bytes_read"].as_u64().unwrap() < 64 * MIB,
-        "reading went on to the end"
-    );
+    let figures = result.figures::<FlowRun>().unwrap();
+    assert!(figures.peak_outstanding_bytes.unwrap() <= 4 * MIB + CHUNK as u64);
+    assert!(figures.capped.is_some());
+    assert!(figures.bytes_read.unwrap() < 64 * MIB, "reading went on to the end");
     assert!(result.rss.growth_bytes() < 4 * MIB + FIXED_SLACK);
 }

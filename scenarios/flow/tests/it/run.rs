@@ -1,7 +1,7 @@
 //! A whole run with a tiny profile: every case measured in this process,
-//! every result and the summary written, the checks computed.
+//! every result and the summary written, the summary's figures computed.
 
-use weir_flow::{FlowParams, run};
+use weir_flow::{FlowParams, FlowSummary, run};
 
 const KIB: u64 = 1 << 10;
 
@@ -24,8 +24,14 @@ fn a_tiny_run_writes_every_result_and_a_summary() {
     assert_eq!(weir_harness::load_results(&out).unwrap().len(), 10);
     let summary = results.last().unwrap();
     assert_eq!(summary.variant, "summary");
-    let checks = summary.extra["checks"].as_array().unwrap();
-    assert!(checks.len() >= 6, "{checks:?}");
+    let figures = summary.figures::<FlowSummary>().unwrap();
+    assert_eq!(figures.flat_memory.len(), 2, "{figures:?}");
+    assert_eq!(figures.flows.len(), 4, "{figures:?}");
+    assert_eq!(figures.throughput.len(), 3, "{figures:?}");
+    assert!(figures.flat_spread_bytes.is_some());
+    for r in &results {
+        weir_harness::figures::conforms(r).unwrap();
+    }
     for r in &results[..9] {
         assert!(
             r.is_ok() || r.outcome.starts_with("capped"),

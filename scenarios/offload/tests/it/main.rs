@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use weir_harness::load_results;
-use weir_offload::{TransformsParams, run};
+use weir_offload::{OffloadSummary, TransformsParams, run};
 
 fn tiny() -> TransformsParams {
     TransformsParams {
@@ -36,29 +36,25 @@ fn a_tiny_profile_writes_every_result_and_the_summary() {
         }
         assert_eq!(result.params["seed"], 42);
     }
+    for result in &results {
+        weir_harness::figures::conforms(result).unwrap();
+    }
     let summary = results.last().unwrap();
     assert_eq!(summary.variant, "summary");
-    let checks = summary.extra["checks"].as_array().unwrap();
-    let check = |fragment: &str| {
-        checks
-            .iter()
-            .filter(|c| c["name"].as_str().unwrap().contains(fragment))
-            .map(|c| c["pass"].as_bool().unwrap())
-            .collect::<Vec<_>>()
-    };
+    let figures = summary.figures::<OffloadSummary>().unwrap();
     // Order is kept by every way on both runtimes, and the runs all
     // completed: these do not depend on timing.
-    assert_eq!(check("keeps source order"), [true; 4]);
-    assert_eq!(check("every run completed"), [true]);
+    assert_eq!(figures.distinct_burn_states.len(), 4, "{figures:#?}");
+    assert!(figures.distinct_burn_states.values().all(|&n| n == 1), "{figures:#?}");
+    assert!(figures.failed_runs.is_empty(), "{figures:#?}");
     // An inline stage blocks its current-thread runtime for at least the
     // stage's own CPU time (both measured in the same run).
-    assert_eq!(check("inline CPU-heavy stage"), [true], "{checks:#?}");
     assert!(
-        summary.extra["pools"]["offload-multi_thread"]["rayon_per_chunk_us"]
-            .as_f64()
-            .unwrap()
-            > 0.0
+        figures.inline_lag_over_cpu_current_thread.unwrap() >= 1.0,
+        "{figures:#?}"
     );
+    assert!(figures.pools["offload-multi_thread"].rayon_per_chunk_us > 0.0);
+    assert!(figures.load_average_before.is_some());
 }
 
 #[test]
