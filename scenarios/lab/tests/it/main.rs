@@ -3,6 +3,7 @@
 
 mod cli;
 mod flow;
+mod tidy;
 
 use std::process::{Command, Output};
 
