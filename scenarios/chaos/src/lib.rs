@@ -11,7 +11,7 @@ use serde_json::Value;
 use weir_harness::ScenarioResult;
 pub use weir_harness::figures::chaos::{ChaosFailure, ChaosRun};
 
-use weir_testkit::{FailureSchedule, FileTarget, MemoryTarget, NullTarget, SinkTarget, run_case};
+use weir_testkit::{FailureSchedule, FileTarget, MemoryTarget, NullTarget, SinkTarget, WriterTarget, run_case};
 
 /// Parameters of the chaos scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,12 +68,14 @@ fn sweep<T: SinkTarget>(target: &mut T, params: ChaosParams) -> ScenarioResult {
     result
 }
 
-/// Runs `params.cases` schedules against the memory, null and file sinks.
+/// Runs `params.cases` schedules against the memory, null, file and
+/// writer sinks.
 pub fn run(params: ChaosParams) -> Vec<ScenarioResult> {
     vec![
         sweep(&mut MemoryTarget::default(), params),
         sweep(&mut NullTarget, params),
         sweep(&mut FileTarget::new(), params),
+        sweep(&mut WriterTarget::default(), params),
     ]
 }
 
@@ -87,7 +89,7 @@ mod tests {
             cases: 50,
             first_seed: 7,
         });
-        assert_eq!(results.len(), 3);
+        assert_eq!(results.len(), 4);
         for r in &results {
             assert!(r.is_ok(), "{}", r.outcome);
             weir_harness::figures::conforms(r).unwrap();

@@ -1,5 +1,5 @@
 //! `weir-lab run chaos`: the invariant suite as a scenario: generated
-//! failure schedules against the memory, null and file sinks, with the
+//! failure schedules against the memory, null, file and writer sinks, with the
 //! number of violations (the gate requires zero).
 
 use anyhow::Context as _;
@@ -11,7 +11,9 @@ use crate::RunArgs;
 /// 2,000 schedules per sink (quick) or 10,000 (`--full`), from `--seed`.
 pub fn run(args: &RunArgs) -> anyhow::Result<Vec<ScenarioResult>> {
     if let Some(unknown) = args.variant.first() {
-        anyhow::bail!("the chaos scenario has no variant `{unknown}`: it always runs the memory, null and file sinks");
+        anyhow::bail!(
+            "the chaos scenario has no variant `{unknown}`: it always runs the memory, null, file and writer sinks"
+        );
     }
     let params = ChaosParams {
         cases: if args.full { 10_000 } else { 2_000 },

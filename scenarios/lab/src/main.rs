@@ -60,7 +60,7 @@ enum Command {
 /// The scenarios `run` knows. The doc comment of each is its `list` line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ScenarioName {
-    /// The atomic invariant over generated failure schedules (memory, null and file sinks): schedules checked, violations.
+    /// The atomic invariant over generated failure schedules (memory, null, file and writer sinks): schedules checked, violations.
     Chaos,
     /// Controlled vs unbounded flow into slow, file and null sinks; the flat-memory proof; throughput ratios.
     Flow,
