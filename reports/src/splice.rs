@@ -1,4 +1,4 @@
-//! Keeps a document's generated block equal to the markdown `just report`
+//! Keeps a document's generated block equal to the markdown `just publish`
 //! published: the README shows `reports/README-snippet.md`, the
 //! backpressure write-up `reports/figures/flow-results.md`. The block sits
 //! between a `begin generated: <name>` line and an `end generated` line;
@@ -14,7 +14,7 @@ pub const END: &str = "<!-- end generated -->";
 /// The line that opens the block generated from `name` (the published
 /// file, as the document's reader would find it).
 pub fn begin(name: &str) -> String {
-    format!("<!-- begin generated: {name}, spliced by `just report`; do not edit -->")
+    format!("<!-- begin generated: {name}, spliced by `just publish`; do not edit -->")
 }
 
 /// The snippet without its own header comment (the first line, when it is
