@@ -240,6 +240,15 @@ impl Recorder {
 /// [`Recorder`]: what the engine asked of the sink, as seen from outside
 /// it. Wrap a fault or behaviour layer (such as [`ChaosSink`](crate::ChaosSink))
 /// to record what the engine saw of that layer.
+///
+/// Over a [`weir::BoxSink`], `tokio::spawn(ingest(source, sink, options))`
+/// compiles, but awaiting that ingestion inside a spawned `async` block does
+/// not: the block's `Send` check erases the trait object's `'static`
+/// ("implementation of `weir::Sink` is not general enough ...
+/// `Box<(dyn weir::DynSink + '0)>` must implement `weir::Sink`, for any
+/// lifetime `'0`"). Put the `BoxSink` inside a non-generic sink first (as
+/// the cancellation scenario's `Behaved` does), so that the type names no
+/// lifetime.
 #[derive(Debug)]
 pub struct Recorded<S> {
     inner: S,
@@ -432,6 +441,21 @@ mod tests {
         assert_eq!((counts.finalizes, counts.finalized_ok, counts.aborts), (1, 1, 0));
         assert_eq!(recorder.peak_in_flight(), 1);
         assert!(recorder.violations().is_empty());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_recorded_box_sink_can_be_spawned() {
+        let recorder = Recorder::counting();
+        let sink: weir::BoxSink = Box::new(NullSink);
+        let source = futures_util::stream::iter([Ok::<_, std::io::Error>(chunk())]);
+        let ingestion = weir::ingest(
+            source,
+            Recorded::new(sink, recorder.clone()),
+            weir::IngestOptions::default(),
+        );
+        let report = tokio::spawn(ingestion).await.unwrap().unwrap();
+        assert_eq!(report.bytes_written, 4);
+        assert_eq!(recorder.counts().finalized_ok, 1);
     }
 
     #[tokio::test(flavor = "current_thread")]
