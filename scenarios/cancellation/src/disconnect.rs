@@ -13,11 +13,11 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use weir::{ErrorKind, FileSink, IngestOptions, MemorySink, ingest, source};
+use weir::{BoxSink, ErrorKind, FileSink, IngestOptions, MemorySink, ingest, source};
 use weir_harness::{ScenarioResult, open_fds, synthetic_bytes};
 
 use crate::framing::{ExactLength, length_prefix, read_length_prefix};
-use crate::probe::{AnySink, Behaviour, ProbeCounts, ProbeSink};
+use crate::probe::{Behaviour, ProbeCounts, counts, probe_sink};
 use crate::stats::{LatencyRecorder, temp_files};
 use crate::{Error, io_error};
 pub use weir_harness::figures::cancellation::DisconnectReport;
@@ -210,12 +210,12 @@ pub async fn run_one(plan: DisconnectPlan, dir: &Path) -> io::Result<DisconnectO
     let target = dir.join(format!("upload-{}.bin", plan.index));
     let memory = MemorySink::new();
     let committed = memory.handle();
-    let inner = if plan.file_sink {
-        AnySink::File(FileSink::create(&target)?)
+    let inner: BoxSink = if plan.file_sink {
+        Box::new(FileSink::create(&target)?)
     } else {
-        AnySink::Memory(memory)
+        Box::new(memory)
     };
-    let (sink, probe) = ProbeSink::new(inner, Behaviour::Immediate);
+    let (sink, probe) = probe_sink(inner, Behaviour::Immediate);
 
     // The prefix is read before the ingestion: a peer that hangs up inside
     // it never reaches the engine, and the sink is aborted by hand-off below.
@@ -232,7 +232,7 @@ pub async fn run_one(plan: DisconnectPlan, dir: &Path) -> io::Result<DisconnectO
     };
     let returned = Instant::now();
     let hung_up = client.await.map_err(io::Error::other)??;
-    let counts = probe.counts();
+    let counts = counts(&probe);
 
     let mut outcome = DisconnectOutcome {
         plan,

@@ -8,7 +8,7 @@
 //!   cancelled from another thread at a seeded random moment, into a sink
 //!   whose writes hang from a random write on, or are slow. Measures the
 //!   cancel-to-return latency (real time), and counts, through
-//!   [`ProbeSink`], every write called, started or polled after `abort`
+//!   [`ProbeSink`] (the test kit's recorder), every write called, started or polled after `abort`
 //!   began and every write future still alive when it began (all must be
 //!   0), abort-exactly-once, descriptors and temporary files.
 //! - **`disconnect`** ([`run_disconnects`]): the source is a TCP connection
@@ -54,7 +54,7 @@ use weir_harness::{RssSampler, ScenarioResult};
 pub use disconnect::{
     DisconnectOutcome, DisconnectPlan, DisconnectReport, HangUp, run_disconnects, run_one as disconnect_trial,
 };
-pub use probe::{AnySink, Behaviour, Probe, ProbeCounts, ProbeSink};
+pub use probe::{Behaved, Behaviour, ProbeCounts, ProbeSink, probe_sink};
 pub use shutdown::{ShutdownPlan, ShutdownRun, Trigger, run_shutdown};
 pub use trials::{SinkMode, TrialOutcome, TrialPlan, TrialsReport, run_one as cancel_trial, run_trials};
 

@@ -16,10 +16,11 @@ use std::time::Duration;
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, MissedTickBehavior};
-use weir::{CancellationToken, ErrorKind, FileSink, IngestOptions, MemorySink, Registry, ShutdownSummary};
+use weir::{BoxSink, CancellationToken, ErrorKind, FileSink, IngestOptions, MemorySink, Registry, ShutdownSummary};
 use weir_harness::{ScenarioResult, SyntheticSource, open_fds};
+use weir_testkit::Recorder;
 
-use crate::probe::{AnySink, Behaviour, Probe, ProbeSink};
+use crate::probe::{Behaviour, ProbeSink, counts, probe_sink};
 use crate::stats::{settle, temp_files, threads};
 use crate::{Error, io_error};
 pub use weir_harness::figures::cancellation::{Expected, IngestionRecord, LateRecord, ShutdownRun, SummaryRecord};
@@ -147,19 +148,19 @@ struct Prepared {
     index: usize,
     sink_name: &'static str,
     target: PathBuf,
-    sink: ProbeSink<AnySink>,
-    probe: Arc<Probe>,
+    sink: ProbeSink,
+    probe: Recorder,
     source: SyntheticSource,
 }
 
 fn prepare(plan: &ShutdownPlan, index: usize, dir: &Path, start: Instant) -> io::Result<Prepared> {
     let target = dir.join(format!("shutdown-{index:03}.bin"));
-    let (sink_name, inner) = if index.is_multiple_of(2) {
-        ("file", AnySink::File(FileSink::create(&target)?))
+    let (sink_name, inner): (_, BoxSink) = if index.is_multiple_of(2) {
+        ("file", Box::new(FileSink::create(&target)?))
     } else {
-        ("memory", AnySink::Memory(MemorySink::new()))
+        ("memory", Box::new(MemorySink::new()))
     };
-    let (sink, probe) = ProbeSink::new(
+    let (sink, probe) = probe_sink(
         inner,
         Behaviour::Paced {
             start,
@@ -288,7 +289,7 @@ pub async fn run_shutdown(plan: &ShutdownPlan, dir: &Path, trigger: Trigger) -> 
         } else {
             Expected::Either
         };
-        let counts = probe.counts();
+        let counts = counts(&probe);
         let outcome = match &result {
             Ok(_) => "committed".to_owned(),
             Err(error) => error.kind().as_str().to_owned(),
@@ -399,9 +400,9 @@ async fn late_arrivals(registry: Registry, start: Instant, count: usize) -> (f64
             inner: SyntheticSource::new(index as u64, 64 * 1024, 16 * 1024),
             dropped: Arc::clone(&dropped),
         };
-        let (sink, probe) = ProbeSink::new(MemorySink::new(), Behaviour::Immediate);
+        let (sink, probe) = probe_sink(Box::new(MemorySink::new()), Behaviour::Immediate);
         let result = registry.ingest(source, sink, IngestOptions::default()).await;
-        let counts = probe.counts();
+        let counts = counts(&probe);
         late.push(LateRecord {
             error: result
                 .as_ref()

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -15,10 +14,10 @@ use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 use weir::source::FileSource;
-use weir::{CancellationToken, ErrorKind, FileSink, IngestOptions, NullSink, Outcome, ingest};
+use weir::{BoxSink, CancellationToken, ErrorKind, FileSink, IngestOptions, NullSink, Outcome, ingest};
 use weir_harness::{ScenarioResult, SyntheticSource, open_fds, write_test_file};
 
-use crate::probe::{AnySink, Behaviour, ProbeCounts, ProbeSink};
+use crate::probe::{Behaviour, ProbeCounts, counts, probe_sink};
 use crate::stats::{LatencyRecorder, temp_files};
 use crate::{Error, io_error};
 pub use weir_harness::figures::cancellation::TrialsReport;
@@ -248,15 +247,15 @@ pub async fn run_one(plan: &TrialPlan, input: &Path, scratch: &Path) -> TrialOut
         fd_delta: 0,
         temp_files_left: 0,
     };
-    let inner = if plan.inner_sink == "file" {
+    let inner: BoxSink = if plan.inner_sink == "file" {
         match FileSink::create(&target) {
-            Ok(sink) => AnySink::File(sink),
+            Ok(sink) => Box::new(sink),
             Err(e) => return failed(format!("creating the file sink: {e}")),
         }
     } else {
-        AnySink::Null(NullSink)
+        Box::new(NullSink)
     };
-    let (sink, probe) = ProbeSink::new(inner, plan.behaviour());
+    let (sink, probe) = probe_sink(inner, plan.behaviour());
     let source = match source(plan, input) {
         Ok(source) => source,
         Err(message) => return failed(message),
@@ -275,7 +274,7 @@ pub async fn run_one(plan: &TrialPlan, input: &Path, scratch: &Path) -> TrialOut
     });
     let delay = Duration::from_micros(plan.cancel_after_us);
     let (sent, cancelled_at) = tokio::sync::oneshot::channel();
-    let hung_probe = Arc::clone(&probe);
+    let hung_probe = probe.clone();
     let hang_from = plan.hang_from;
     let canceller = std::thread::spawn(move || {
         std::thread::sleep(delay);
@@ -293,7 +292,7 @@ pub async fn run_one(plan: &TrialPlan, input: &Path, scratch: &Path) -> TrialOut
         Ok(pair) => pair,
         Err(e) => return failed(format!("the ingestion task failed: {e}")),
     };
-    let counts = probe.counts();
+    let counts = counts(&probe);
     let mut outcome = TrialOutcome {
         outcome: String::new(),
         latency: None,

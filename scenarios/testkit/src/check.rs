@@ -252,7 +252,7 @@ mod tests {
     use weir::{IngestOptions, NullSink, ingest};
 
     use super::*;
-    use crate::recorder::Recorder;
+    use crate::recorder::{Recorded, Recorder};
     use crate::runner::Clock;
     use crate::sink::ChaosSink;
     use crate::source::ChaosSource;
@@ -266,7 +266,10 @@ mod tests {
             .unwrap();
         runtime.block_on(async {
             let recorder = Recorder::new();
-            let sink = ChaosSink::new(NullSink, schedule.clone(), recorder.clone(), Clock::Real);
+            let sink = Recorded::new(
+                ChaosSink::new(NullSink, schedule.clone(), Clock::Real),
+                recorder.clone(),
+            );
             let source = ChaosSource::new(schedule, Arc::new(AtomicBool::new(false)));
             let result = ingest(source, sink, IngestOptions::default()).await;
             let mut events = recorder.events();

@@ -1,7 +1,9 @@
 //! weir's test kit, the proof of the atomic invariant: chaos sources, transforms and sinks
-//! driven by a [`FailureSchedule`], a [`Recorder`] of every lifecycle call
-//! and byte, the invariant [`check`], and a conformance runner that applies
-//! the same checks to every sink the project ships.
+//! driven by a [`FailureSchedule`], the lab's one call recorder ([`Recorded`]
+//! wraps any sink and tells a [`Recorder`] every lifecycle call, byte and
+//! write poll; the cancellation and validation scenarios count with it too),
+//! the invariant [`check`], and a conformance runner that applies the same
+//! checks to every sink the project ships.
 //!
 //! Every schedule is derived from a `u64` seed, so a failing case is
 //! replayed exactly with `just replay SEED`.
@@ -30,7 +32,7 @@ mod targets;
 mod transform;
 
 pub use check::{Observed, check};
-pub use recorder::{Event, Recorder};
+pub use recorder::{Counts, Event, Recorded, Recorder};
 pub use runner::{CaseOutcome, Clock, conformance, options_for, quiet_chaos_panics, run_case};
 pub use schedule::{AbortFault, FailureSchedule, FinalizeFault, TransformFault, TransformPlan};
 pub use sink::ChaosSink;

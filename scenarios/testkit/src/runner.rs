@@ -8,7 +8,7 @@ use std::time::Duration;
 use weir::{CancellationToken, IngestOptions, ingest};
 
 use crate::check::{Observed, check};
-use crate::recorder::Recorder;
+use crate::recorder::{Recorded, Recorder};
 use crate::schedule::{AbortFault, FailureSchedule};
 use crate::sink::ChaosSink;
 use crate::source::ChaosSource;
@@ -99,7 +99,10 @@ pub fn run_case<T: SinkTarget>(schedule: &FailureSchedule, target: &mut T) -> Ca
     runtime.block_on(async {
         let recorder = Recorder::new();
         let dropped = Arc::new(AtomicBool::new(false));
-        let sink = ChaosSink::new(target.make().await, schedule.clone(), recorder.clone(), clock);
+        let sink = Recorded::new(
+            ChaosSink::new(target.make().await, schedule.clone(), clock),
+            recorder.clone(),
+        );
         let source = ChaosSource::new(schedule, Arc::clone(&dropped));
         let token = CancellationToken::new();
         let canceller = schedule.cancel_at_ms.map(|ms| {

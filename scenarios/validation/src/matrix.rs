@@ -22,13 +22,14 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use weir::source::{FileSource, from_async_read};
 use weir::{
-    ErrorKind, FileSink, IngestError, IngestOptions, IngestReport, MAX_CHUNK_SIZE, MAX_IN_FLIGHT, MemorySink, NullSink,
-    ingest,
+    BoxSink, ErrorKind, FileSink, IngestError, IngestOptions, IngestReport, MAX_CHUNK_SIZE, MAX_IN_FLIGHT, MemorySink,
+    NullSink, ingest,
 };
 use weir_harness::figures::validation::ValidationRow;
 use weir_harness::{SyntheticSource, open_fds, synthetic_bytes};
+use weir_testkit::{Recorded, Recorder};
 
-use crate::observe::{AnySink, CallCounts, DropWatched, Observed, PeerSaw, block_on, fds_on, files_under, peer};
+use crate::observe::{CallCounts, DropWatched, PeerSaw, block_on, fds_on, files_under, peer};
 
 /// Chunk size of every valid source and option set.
 const CHUNK_SIZE: usize = 64 * 1024;
@@ -318,7 +319,7 @@ async fn open_source(
     })
 }
 
-fn create_sink(config: Config, kind: SinkKind, dir: &Path) -> Result<AnySink, String> {
+fn create_sink(config: Config, kind: SinkKind, dir: &Path) -> Result<BoxSink, String> {
     Ok(match kind {
         SinkKind::File => {
             let target = match config {
@@ -326,10 +327,10 @@ fn create_sink(config: Config, kind: SinkKind, dir: &Path) -> Result<AnySink, St
                 Config::FileSinkMissingDir => dir.join("missing").join("sub").join("out.bin"),
                 _ => dir.join("out.bin"),
             };
-            AnySink::File(FileSink::create(&target).map_err(|e| crate::error_text(&e))?)
+            Box::new(FileSink::create(&target).map_err(|e| crate::error_text(&e))?)
         }
-        SinkKind::Memory => AnySink::Memory(MemorySink::new()),
-        SinkKind::Null => AnySink::Null(NullSink),
+        SinkKind::Memory => Box::new(MemorySink::new()),
+        SinkKind::Null => Box::new(NullSink),
     })
 }
 
@@ -338,7 +339,7 @@ fn create_sink(config: Config, kind: SinkKind, dir: &Path) -> Result<AnySink, St
 async fn run_ingest(
     config: Config,
     source: Source,
-    sink: Observed,
+    sink: Recorded<BoxSink>,
 ) -> Result<Result<IngestReport, IngestError>, String> {
     let options = config.options();
     if config != Config::NoRuntime {
@@ -384,7 +385,7 @@ pub async fn run_row(
     let fds_before = open_fds();
 
     let (source, raw) = open_source(config, source_kind, input, len).await?;
-    let mut sink_calls = None;
+    let mut sink_recorder = None;
     let (outcome, error) = match source {
         Err(error) => ("source".to_owned(), Some(error)),
         Ok(source) => match create_sink(config, sink_kind, dir) {
@@ -393,8 +394,9 @@ pub async fn run_row(
                 ("sink".to_owned(), Some(error))
             }
             Ok(sink) => {
-                let (sink, calls) = Observed::new(sink);
-                sink_calls = Some(calls);
+                let recorder = Recorder::counting();
+                sink_recorder = Some(recorder.clone());
+                let sink = Recorded::new(sink, recorder);
                 match run_ingest(config, source, sink).await {
                     Ok(Ok(report)) if report.bytes_written == len => ("committed".to_owned(), None),
                     Ok(Ok(report)) => (format!("committed {} of {len} bytes", report.bytes_written), None),
@@ -421,9 +423,9 @@ pub async fn run_row(
         }
     };
 
-    let sink_created = sink_calls.is_some();
-    let calls = sink_calls.as_ref().map(|c| c.counts()).unwrap_or_default();
-    let reason = sink_calls.as_ref().and_then(|c| c.reason());
+    let sink_created = sink_recorder.is_some();
+    let calls = sink_recorder.as_ref().map(CallCounts::of).unwrap_or_default();
+    let reason = sink_recorder.as_ref().and_then(Recorder::abort_reason);
     let sink_evidence = if !sink_created {
         "never created".to_owned()
     } else if calls.finalized_ok == 1 && calls.aborts == 0 {

@@ -1,5 +1,5 @@
-//! What a row observes: a sink wrapper counting terminal calls, a source
-//! wrapper noticing its drop, the TCP peer that notices the close,
+//! What a row observes: the sink's calls (counted by the test kit's
+//! recorder), a source wrapper noticing its drop, the TCP peer that notices the close,
 //! descriptors open on a path, temporary files, and a minimal executor for
 //! polling `ingest` outside any runtime.
 
@@ -8,41 +8,20 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
 use bytes::Bytes;
 use futures_util::Stream;
-use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use weir::{BoxError, Cause, ErrorKind, FileSink, MemorySink, NullSink, Sink};
+use weir_testkit::Recorder;
 
-/// The sinks of the matrix.
-#[derive(Debug)]
-pub enum AnySink {
-    /// A [`FileSink`].
-    File(FileSink),
-    /// A [`MemorySink`].
-    Memory(MemorySink),
-    /// A [`NullSink`].
-    Null(NullSink),
-}
-
-/// Counters of an [`Observed`] sink.
-#[derive(Debug, Default)]
-pub struct SinkCalls {
-    writes: AtomicU64,
-    finalized_ok: AtomicU64,
-    finalizes: AtomicU64,
-    aborts: AtomicU64,
-    reason: Mutex<Option<ErrorKind>>,
-}
-
-/// A snapshot of [`SinkCalls`].
+/// A snapshot of what a row's sink saw, counted by the test kit's
+/// recorder ([`weir_testkit::Recorded`] over the row's sink).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallCounts {
     /// `write` calls.
@@ -55,73 +34,15 @@ pub struct CallCounts {
     pub aborts: u64,
 }
 
-impl SinkCalls {
-    /// The counters now.
-    pub fn counts(&self) -> CallCounts {
-        CallCounts {
-            writes: self.writes.load(Ordering::SeqCst),
-            finalizes: self.finalizes.load(Ordering::SeqCst),
-            finalized_ok: self.finalized_ok.load(Ordering::SeqCst),
-            aborts: self.aborts.load(Ordering::SeqCst),
-        }
-    }
-
-    /// The cause `abort` received.
-    pub fn reason(&self) -> Option<ErrorKind> {
-        *self.reason.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// A sink that counts its calls and forwards them.
-#[derive(Debug)]
-pub struct Observed {
-    inner: AnySink,
-    calls: Arc<SinkCalls>,
-}
-
-impl Observed {
-    /// Wraps `inner`; returns the sink and its counters.
-    pub fn new(inner: AnySink) -> (Self, Arc<SinkCalls>) {
-        let calls = Arc::new(SinkCalls::default());
-        (
-            Self {
-                inner,
-                calls: Arc::clone(&calls),
-            },
-            calls,
-        )
-    }
-}
-
-impl Sink for Observed {
-    fn write(&mut self, chunk: Bytes) -> impl Future<Output = Result<(), BoxError>> + Send + use<> {
-        self.calls.writes.fetch_add(1, Ordering::SeqCst);
-        let write: BoxFuture<'static, Result<(), BoxError>> = match &mut self.inner {
-            AnySink::File(sink) => Box::pin(sink.write(chunk)),
-            AnySink::Memory(sink) => Box::pin(sink.write(chunk)),
-            AnySink::Null(sink) => Box::pin(sink.write(chunk)),
-        };
-        write
-    }
-
-    async fn finalize(&mut self) -> Result<(), BoxError> {
-        self.calls.finalizes.fetch_add(1, Ordering::SeqCst);
-        match &mut self.inner {
-            AnySink::File(sink) => sink.finalize().await,
-            AnySink::Memory(sink) => sink.finalize().await,
-            AnySink::Null(sink) => sink.finalize().await,
-        }?;
-        self.calls.finalized_ok.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-
-    async fn abort(self, cause: &Cause) -> Result<(), BoxError> {
-        self.calls.aborts.fetch_add(1, Ordering::SeqCst);
-        *self.calls.reason.lock().unwrap_or_else(PoisonError::into_inner) = Some(cause.kind());
-        match self.inner {
-            AnySink::File(sink) => sink.abort(cause).await,
-            AnySink::Memory(sink) => sink.abort(cause).await,
-            AnySink::Null(sink) => sink.abort(cause).await,
+impl CallCounts {
+    /// The counts `recorder` holds now.
+    pub fn of(recorder: &Recorder) -> Self {
+        let counts = recorder.counts();
+        Self {
+            writes: counts.writes_called,
+            finalizes: counts.finalizes,
+            finalized_ok: counts.finalized_ok,
+            aborts: counts.aborts,
         }
     }
 }
