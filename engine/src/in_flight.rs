@@ -56,6 +56,15 @@ impl<F: Future> Stream for InFlight<F> {
             this.slot.set(None);
             return Poll::Ready(Some(output));
         }
+        // An empty `FuturesUnordered` would still register the waker (an
+        // atomic read-modify-write or two) on every poll.
+        if this.rest.is_empty() {
+            return if this.slot.is_some() {
+                Poll::Pending
+            } else {
+                Poll::Ready(None)
+            };
+        }
         match this.rest.poll_next_unpin(cx) {
             Poll::Ready(None) if this.slot.is_some() => Poll::Pending,
             polled => polled,
