@@ -288,31 +288,12 @@ fn start_write<Si: Sink>(
         .map_err(|payload| Cause::panic(PanicSite::SinkWrite, payload))?;
     Ok(async move {
         let mut write = pin!(AssertUnwindSafe(write).catch_unwind());
-        // Boxed: only a pending write with a timeout allocates it, and every
-        // write future stays small to move into its slot.
-        let mut deadline: Option<Pin<Box<tokio::time::Sleep>>> = None;
-        // The wall clock, not Tokio's: with Tokio's `test-util` feature
-        // anywhere in the build, its `Instant::now` takes a lock.
-        let mut pending_since: Option<std::time::Instant> = None;
-        let polled = std::future::poll_fn(|cx| {
-            if let Poll::Ready(result) = write.as_mut().poll(cx) {
-                return Poll::Ready(Ok(result));
-            }
-            if pending_since.is_none() {
-                pending_since = Some(std::time::Instant::now());
-                if let Some(limit) = timeout {
-                    deadline = Some(Box::pin(tokio::time::sleep(limit)));
-                }
-            }
-            if let (Some(sleep), Some(limit)) = (deadline.as_mut(), timeout)
-                && sleep.as_mut().poll(cx).is_ready()
-            {
-                return Poll::Ready(Err(limit));
-            }
-            Poll::Pending
-        })
-        .await;
-        let latency = pending_since.map_or(Duration::ZERO, |since| since.elapsed());
+        // The first poll: a write done here waited for nothing.
+        let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+        let (polled, latency) = match first {
+            Poll::Ready(result) => (Ok(result), Duration::ZERO),
+            Poll::Pending => waited(write, timeout).await,
+        };
         match polled {
             Ok(Ok(Ok(()))) => Ok((len, latency)),
             Ok(Ok(Err(error))) => Err(Cause::Write { chunk: index, error }),
@@ -323,6 +304,37 @@ fn start_write<Si: Sink>(
             }),
         }
     })
+}
+
+/// The rest of a write that was pending after its first poll: returns
+/// `Pending` once (that first poll registered the task's waker), then
+/// waits for the write or its timeout, which starts now; with the time it
+/// waited, on the wall clock (not Tokio's: with Tokio's `test-util` feature
+/// anywhere in the build, its `Instant::now` takes a lock).
+async fn waited<F: Future>(
+    mut write: Pin<&mut F>,
+    timeout: Option<Duration>,
+) -> (Result<F::Output, Duration>, Duration) {
+    let since = std::time::Instant::now();
+    // Boxed: only a pending write with a timeout allocates it, and every
+    // write future stays small to move into its slot.
+    let mut deadline = timeout.map(|limit| Box::pin(tokio::time::sleep(limit)));
+    let mut first = true;
+    let polled = std::future::poll_fn(|cx| {
+        if !std::mem::take(&mut first)
+            && let Poll::Ready(output) = write.as_mut().poll(cx)
+        {
+            return Poll::Ready(Ok(output));
+        }
+        if let (Some(sleep), Some(limit)) = (deadline.as_mut(), timeout)
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(limit));
+        }
+        Poll::Pending
+    })
+    .await;
+    (polled, since.elapsed())
 }
 
 /// Runs a call that returns a future, and the future, catching panics in

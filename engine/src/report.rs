@@ -140,13 +140,18 @@ impl Stats {
         }
     }
 
+    #[inline]
     pub(crate) fn record_write(&mut self, bytes: usize, latency: Duration) {
         self.bytes_written += bytes as u64;
         self.chunks_written += 1;
         if latency.is_zero() {
             self.immediate += 1;
-            return;
+        } else {
+            self.record_latency(latency);
         }
+    }
+
+    fn record_latency(&mut self, latency: Duration) {
         if self.latency.is_none() {
             // 1 ns ..= 1 hour, 3 significant digits; creation only fails on
             // bounds that are constant and valid here, so `ok()` never
