@@ -288,12 +288,22 @@ fn start_write<Si: Sink>(
         .map_err(|payload| Cause::panic(PanicSite::SinkWrite, payload))?;
     Ok(async move {
         let mut write = pin!(AssertUnwindSafe(write).catch_unwind());
-        // The first poll: a write done here waited for nothing.
-        let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
-        let (polled, latency) = match first {
-            Poll::Ready(result) => (Ok(result), Duration::ZERO),
-            Poll::Pending => waited(write, timeout).await,
-        };
+        // Created by the first poll that finds the write pending; boxed, so
+        // that a write done on its first poll (no clock read, no timer) moves
+        // a small future into its slot.
+        let mut waiting: Option<Box<Waiting>> = None;
+        let polled = std::future::poll_fn(|cx| {
+            if let Poll::Ready(output) = write.as_mut().poll(cx) {
+                return Poll::Ready(Ok(output));
+            }
+            let waiting = waiting.get_or_insert_with(|| Box::new(Waiting::start(timeout)));
+            match waiting.timed_out(cx) {
+                Some(limit) => Poll::Ready(Err(limit)),
+                None => Poll::Pending,
+            }
+        })
+        .await;
+        let latency = waiting.map_or(Duration::ZERO, |waiting| waiting.since.elapsed());
         match polled {
             Ok(Ok(Ok(()))) => Ok((len, latency)),
             Ok(Ok(Err(error))) => Err(Cause::Write { chunk: index, error }),
@@ -306,35 +316,28 @@ fn start_write<Si: Sink>(
     })
 }
 
-/// The rest of a write that was pending after its first poll: returns
-/// `Pending` once (that first poll registered the task's waker), then
-/// waits for the write or its timeout, which starts now; with the time it
-/// waited, on the wall clock (not Tokio's: with Tokio's `test-util` feature
-/// anywhere in the build, its `Instant::now` takes a lock).
-async fn waited<F: Future>(
-    mut write: Pin<&mut F>,
-    timeout: Option<Duration>,
-) -> (Result<F::Output, Duration>, Duration) {
-    let since = std::time::Instant::now();
-    // Boxed: only a pending write with a timeout allocates it, and every
-    // write future stays small to move into its slot.
-    let mut deadline = timeout.map(|limit| Box::pin(tokio::time::sleep(limit)));
-    let mut first = true;
-    let polled = std::future::poll_fn(|cx| {
-        if !std::mem::take(&mut first)
-            && let Poll::Ready(output) = write.as_mut().poll(cx)
-        {
-            return Poll::Ready(Ok(output));
+/// A write that was still pending after its first poll: since when, and
+/// its timeout, which starts then.
+struct Waiting {
+    /// The wall clock, not Tokio's: with Tokio's `test-util` feature
+    /// anywhere in the build, its `Instant::now` takes a lock.
+    since: std::time::Instant,
+    deadline: Option<(Pin<Box<tokio::time::Sleep>>, Duration)>,
+}
+
+impl Waiting {
+    fn start(timeout: Option<Duration>) -> Self {
+        Self {
+            since: std::time::Instant::now(),
+            deadline: timeout.map(|limit| (Box::pin(tokio::time::sleep(limit)), limit)),
         }
-        if let (Some(sleep), Some(limit)) = (deadline.as_mut(), timeout)
-            && sleep.as_mut().poll(cx).is_ready()
-        {
-            return Poll::Ready(Err(limit));
-        }
-        Poll::Pending
-    })
-    .await;
-    (polled, since.elapsed())
+    }
+
+    /// The timeout, once it has fired; registers `cx` with the timer.
+    fn timed_out(&mut self, cx: &mut std::task::Context<'_>) -> Option<Duration> {
+        let (sleep, limit) = self.deadline.as_mut()?;
+        sleep.as_mut().poll(cx).is_ready().then_some(*limit)
+    }
 }
 
 /// Runs a call that returns a future, and the future, catching panics in
