@@ -1,17 +1,19 @@
-//! Engine benches: overhead per chunk against a raw loop, `FileSink`
-//! against a plain write loop, `FileSink` fed 1 KiB chunks against 64 KiB
+//! Engine benches: overhead per chunk against a raw loop, `FileSource`
+//! into `NullSink` against a plain read loop, `FileSink` against a plain
+//! write loop, `FileSink` fed 1 KiB chunks against 64 KiB
 //! ones, the max-in-flight sweep against a fixed latency, and the fixed cost
 //! of one tiny ingestion.
 //!
 //! In each group a function named `raw` is the baseline; the report and the
 //! gate read `raw time / engine time` from criterion's estimates.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::stream;
+use weir::source::FileSource;
 use weir::{FileSink, IngestOptions, MemorySink, NullSink, ingest};
 use weir_benches::{LatencySink, copying_source, raw_loop};
 
@@ -43,6 +45,53 @@ fn engine_vs_raw(c: &mut Criterion) {
             });
         });
     }
+    group.finish();
+}
+
+/// `FileSource` into `NullSink` against a plain `std::fs::File::read` loop
+/// with one reused buffer, both in 64 KiB chunks, over a 256 MiB file
+/// written once (so both read the page cache): what the engine and its file
+/// source cost over the read system calls themselves.
+fn file_vs_read_loop(c: &mut Criterion) {
+    const FILE_BYTES: usize = 256 << 20;
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("source.bin");
+    {
+        let block = payload(1 << 20);
+        let mut file = std::fs::File::create(&path).expect("create");
+        for _ in 0..FILE_BYTES >> 20 {
+            file.write_all(&block).expect("write");
+        }
+    }
+    let chunk = 64 << 10;
+    let mut group = c.benchmark_group("file_vs_read_loop");
+    group.throughput(Throughput::Bytes(FILE_BYTES as u64));
+    group.sample_size(10);
+    group.bench_with_input(BenchmarkId::new("raw", chunk), &chunk, |b, &chunk| {
+        let mut buffer = vec![0u8; chunk];
+        b.iter(|| {
+            let mut file = std::fs::File::open(&path).unwrap();
+            let mut total = 0usize;
+            loop {
+                match file.read(&mut buffer).unwrap() {
+                    0 => break,
+                    n => total += n,
+                }
+            }
+            assert_eq!(total, FILE_BYTES);
+            total
+        });
+    });
+    group.bench_with_input(BenchmarkId::new("engine", chunk), &chunk, |b, &chunk| {
+        b.to_async(&rt).iter(|| async {
+            let source = FileSource::open(&path, chunk).unwrap();
+            let options = IngestOptions::builder().chunk_size(chunk).build();
+            let report = ingest(source, NullSink, options).await.unwrap();
+            assert_eq!(report.bytes_written, FILE_BYTES as u64);
+            report
+        });
+    });
     group.finish();
 }
 
@@ -156,6 +205,7 @@ fn lifecycle(c: &mut Criterion) {
 criterion_group!(
     benches,
     engine_vs_raw,
+    file_vs_read_loop,
     file_sink,
     file_sink_small_chunks,
     in_flight_sweep,

@@ -17,6 +17,9 @@ use futures_util::{Stream, StreamExt as _};
 pub(crate) struct InFlight<F> {
     /// Polled whenever the stream is; reused once its write completed.
     slot: Pin<Box<Option<F>>>,
+    /// Whether the slot holds a write not yet completed. A completed write
+    /// stays in the slot until the next one replaces it: one drop per write.
+    slot_busy: bool,
     rest: FuturesUnordered<F>,
 }
 
@@ -24,23 +27,25 @@ impl<F: Future> InFlight<F> {
     pub(crate) fn new() -> Self {
         Self {
             slot: Box::pin(None),
+            slot_busy: false,
             rest: FuturesUnordered::new(),
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        usize::from(self.slot.is_some()) + self.rest.len()
+        usize::from(self.slot_busy) + self.rest.len()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.slot.is_none() && self.rest.is_empty()
+        !self.slot_busy && self.rest.is_empty()
     }
 
     pub(crate) fn push(&mut self, write: F) {
-        if self.slot.is_none() {
-            self.slot.set(Some(write));
-        } else {
+        if self.slot_busy {
             self.rest.push(write);
+        } else {
+            self.slot.set(Some(write));
+            self.slot_busy = true;
         }
     }
 }
@@ -48,16 +53,27 @@ impl<F: Future> InFlight<F> {
 impl<F: Future> Stream for InFlight<F> {
     type Item = F::Output;
 
+    #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
         let this = self.get_mut();
-        if let Some(write) = this.slot.as_mut().as_pin_mut()
+        if this.slot_busy
+            && let Some(write) = this.slot.as_mut().as_pin_mut()
             && let Poll::Ready(output) = write.poll(cx)
         {
-            this.slot.set(None);
+            this.slot_busy = false;
             return Poll::Ready(Some(output));
         }
+        // An empty `FuturesUnordered` would still register the waker (an
+        // atomic read-modify-write or two) on every poll.
+        if this.rest.is_empty() {
+            return if this.slot_busy {
+                Poll::Pending
+            } else {
+                Poll::Ready(None)
+            };
+        }
         match this.rest.poll_next_unpin(cx) {
-            Poll::Ready(None) if this.slot.is_some() => Poll::Pending,
+            Poll::Ready(None) if this.slot_busy => Poll::Pending,
             polled => polled,
         }
     }

@@ -3,10 +3,12 @@
 use std::future::Future;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::{Pin, pin};
+use std::task::{Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{FutureExt, Stream, StreamExt};
+use futures_util::{FutureExt, Stream, StreamExt as _};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -163,48 +165,68 @@ where
     let mut next_chunk: u64 = 0;
     let mut stop = StopSignal::new(shutdown, cancel);
 
-    let failure: Option<Cause> = loop {
-        if exhausted && in_flight.is_empty() {
-            break None;
-        }
-        // An always-ready source and sink would otherwise never yield: spend
-        // one unit of the task's coop budget per step, so that other tasks on
-        // the same worker still run.
-        tokio::task::coop::consume_budget().await;
-        let may_pull = !exhausted && in_flight.len() < max_in_flight;
-        tokio::select! {
-            biased;
-            stopped = &mut stop => break Some(stopped.into()),
-            Some(done) = in_flight.next(), if !in_flight.is_empty() => match done {
-                Ok((bytes, latency)) => tally.stats.record_write(bytes, latency),
-                Err(cause) => break Some(cause),
-            },
-            item = pipeline.next(), if may_pull => match item {
-                Some(Ok(chunk)) => {
+    // One poll of this closure runs as many steps as are ready, so an
+    // always-ready source and sink move many chunks per turn of the task
+    // (up to Tokio's coop budget, one unit per chunk pulled), and the stop
+    // signal's full look (a waker registration) happens once per turn: in
+    // between, one atomic load per step tells whether a token woke it.
+    let failure: Option<Cause> = std::future::poll_fn(|cx| {
+        let mut look = true;
+        loop {
+            if exhausted && in_flight.is_empty() {
+                return Poll::Ready(None);
+            }
+            // Stop first, then write outcomes, then the source.
+            if look || stop.woken() {
+                look = false;
+                if let Poll::Ready(stopped) = Pin::new(&mut stop).poll(cx) {
+                    return Poll::Ready(Some(stopped.into()));
+                }
+            }
+            if !in_flight.is_empty()
+                && let Poll::Ready(Some(done)) = in_flight.poll_next_unpin(cx)
+            {
+                match done {
+                    Ok((bytes, latency)) => tally.stats.record_write(bytes, latency),
+                    Err(cause) => return Poll::Ready(Some(cause)),
+                }
+                continue;
+            }
+            if exhausted || in_flight.len() >= max_in_flight {
+                // Every write in flight was polled with this task's waker.
+                return Poll::Pending;
+            }
+            // An always-ready source and sink would otherwise never yield:
+            // one unit of the task's coop budget per chunk pulled, so that
+            // other tasks on the same worker still run. Out of budget, this
+            // registers the task to be polled again.
+            let coop = ready!(tokio::task::coop::poll_proceed(cx));
+            match pipeline.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    coop.made_progress();
                     let index = next_chunk;
                     next_chunk += 1;
                     match start_write(&mut sink, chunk, index, write_timeout) {
                         Ok(write) => in_flight.push(write),
-                        Err(cause) => break Some(cause),
+                        Err(cause) => return Poll::Ready(Some(cause)),
                     }
                     tally.stats.peak_in_flight = tally.stats.peak_in_flight.max(in_flight.len());
-                    // Most writes complete on their first poll (a fast or a
-                    // write-behind sink): take the outcome now rather than on
-                    // another turn of the loop. A write still pending was
-                    // polled with a no-op waker; the next turn polls it again
-                    // with the task's, before the loop can wait.
-                    if let Some(Some(done)) = in_flight.next().now_or_never() {
+                    // Polled at once, with this task's waker: most writes
+                    // (a fast or a write-behind sink) complete right here.
+                    if let Poll::Ready(Some(done)) = in_flight.poll_next_unpin(cx) {
                         match done {
                             Ok((bytes, latency)) => tally.stats.record_write(bytes, latency),
-                            Err(cause) => break Some(cause),
+                            Err(cause) => return Poll::Ready(Some(cause)),
                         }
                     }
                 }
-                Some(Err(cause)) => break Some(cause),
-                None => exhausted = true,
-            },
+                Poll::Ready(Some(Err(cause))) => return Poll::Ready(Some(cause)),
+                Poll::Ready(None) => exhausted = true,
+                Poll::Pending => return Poll::Pending,
+            }
         }
-    };
+    })
+    .await;
     // No write is polled or started after this point: every outstanding
     // write future is dropped before any terminal call.
     drop(in_flight);
@@ -249,6 +271,12 @@ where
 
 /// Calls `sink.write` (catching a panic in the call itself) and wraps the
 /// returned future with its timeout, panic catching and latency measurement.
+///
+/// A write that completes on its first poll waited for nothing: its latency
+/// is zero and no clock is read. Only a write still pending after its first
+/// poll reads the clock (once then, once at its acknowledgement) and starts
+/// its timeout, so the common case (a fast or a write-behind sink) pays for
+/// neither.
 fn start_write<Si: Sink>(
     sink: &mut Si,
     chunk: Bytes,
@@ -259,28 +287,57 @@ fn start_write<Si: Sink>(
     let write = catch_unwind(AssertUnwindSafe(|| sink.write(chunk)))
         .map_err(|payload| Cause::panic(PanicSite::SinkWrite, payload))?;
     Ok(async move {
-        // The wall clock, not Tokio's: with Tokio's `test-util` feature
-        // anywhere in the build, its `Instant::now` takes a lock.
-        let issued = std::time::Instant::now();
-        let write = AssertUnwindSafe(write).catch_unwind();
-        let result = match timeout {
-            Some(limit) => match tokio::time::timeout(limit, write).await {
-                Ok(result) => result,
-                Err(_) => {
-                    return Err(Cause::WriteTimeout {
-                        chunk: index,
-                        timeout: limit,
-                    });
-                }
-            },
-            None => write.await,
-        };
-        match result {
-            Ok(Ok(())) => Ok((len, issued.elapsed())),
-            Ok(Err(error)) => Err(Cause::Write { chunk: index, error }),
-            Err(payload) => Err(Cause::panic(PanicSite::SinkWrite, payload)),
+        let mut write = pin!(AssertUnwindSafe(write).catch_unwind());
+        // Created by the first poll that finds the write pending; boxed, so
+        // that a write done on its first poll (no clock read, no timer) moves
+        // a small future into its slot.
+        let mut waiting: Option<Box<Waiting>> = None;
+        let polled = std::future::poll_fn(|cx| {
+            if let Poll::Ready(output) = write.as_mut().poll(cx) {
+                return Poll::Ready(Ok(output));
+            }
+            let waiting = waiting.get_or_insert_with(|| Box::new(Waiting::start(timeout)));
+            match waiting.timed_out(cx) {
+                Some(limit) => Poll::Ready(Err(limit)),
+                None => Poll::Pending,
+            }
+        })
+        .await;
+        let latency = waiting.map_or(Duration::ZERO, |waiting| waiting.since.elapsed());
+        match polled {
+            Ok(Ok(Ok(()))) => Ok((len, latency)),
+            Ok(Ok(Err(error))) => Err(Cause::Write { chunk: index, error }),
+            Ok(Err(payload)) => Err(Cause::panic(PanicSite::SinkWrite, payload)),
+            Err(limit) => Err(Cause::WriteTimeout {
+                chunk: index,
+                timeout: limit,
+            }),
         }
     })
+}
+
+/// A write that was still pending after its first poll: since when, and
+/// its timeout, which starts then.
+struct Waiting {
+    /// The wall clock, not Tokio's: with Tokio's `test-util` feature
+    /// anywhere in the build, its `Instant::now` takes a lock.
+    since: std::time::Instant,
+    deadline: Option<(Pin<Box<tokio::time::Sleep>>, Duration)>,
+}
+
+impl Waiting {
+    fn start(timeout: Option<Duration>) -> Self {
+        Self {
+            since: std::time::Instant::now(),
+            deadline: timeout.map(|limit| (Box::pin(tokio::time::sleep(limit)), limit)),
+        }
+    }
+
+    /// The timeout, once it has fired; registers `cx` with the timer.
+    fn timed_out(&mut self, cx: &mut std::task::Context<'_>) -> Option<Duration> {
+        let (sleep, limit) = self.deadline.as_mut()?;
+        sleep.as_mut().poll(cx).is_ready().then_some(*limit)
+    }
 }
 
 /// Runs a call that returns a future, and the future, catching panics in

@@ -91,9 +91,14 @@ pub struct IngestReport {
     pub chunks_written: u64,
     /// Wall time from the call to the return.
     pub elapsed: Duration,
-    /// Latency of acknowledged writes, from the first poll of the write to
-    /// its acknowledgement, on the wall clock (also under Tokio's paused
-    /// time, unlike `elapsed`).
+    /// How long acknowledged writes waited, on the wall clock (also under
+    /// Tokio's paused time, unlike `elapsed`). Counts every acknowledged
+    /// write. A write that completed on its first poll (a fast sink, or one
+    /// that buffers) waited for nothing and counts as zero, without a
+    /// clock read; a write still pending after its first poll is timed from
+    /// the end of that poll to its acknowledgement. The sink's synchronous
+    /// work inside a poll is therefore in `elapsed`, not here: this is the
+    /// time writes spent waiting (for a disk, a peer, a writer thread).
     pub write_latency: LatencySummary,
     /// Most writes outstanding at once.
     pub peak_in_flight: usize,
@@ -113,7 +118,13 @@ pub(crate) struct Stats {
     pub(crate) bytes_written: u64,
     pub(crate) chunks_written: u64,
     pub(crate) peak_in_flight: usize,
+    /// Writes that waited for something, in nanoseconds; created by the
+    /// first such write (its counts take ~256 KiB, which an ingestion
+    /// whose writes never wait does not pay for).
     latency: Option<Histogram<u64>>,
+    /// Writes that completed on their first poll: zero latency, added to
+    /// the histogram once, when the report is built.
+    immediate: u64,
 }
 
 impl Stats {
@@ -124,37 +135,58 @@ impl Stats {
             bytes_written: 0,
             chunks_written: 0,
             peak_in_flight: 0,
-            // 1 ns ..= 1 hour, 3 significant digits; creation only fails on
-            // bounds that are constant and valid here, so `ok()` never drops
-            // a working histogram.
-            latency: Histogram::new_with_bounds(1, 3_600_000_000_000, 3).ok(),
+            latency: None,
+            immediate: 0,
         }
     }
 
+    #[inline]
     pub(crate) fn record_write(&mut self, bytes: usize, latency: Duration) {
         self.bytes_written += bytes as u64;
         self.chunks_written += 1;
+        if latency.is_zero() {
+            self.immediate += 1;
+        } else {
+            self.record_latency(latency);
+        }
+    }
+
+    fn record_latency(&mut self, latency: Duration) {
+        if self.latency.is_none() {
+            // 1 ns ..= 1 hour, 3 significant digits; creation only fails on
+            // bounds that are constant and valid here, so `ok()` never
+            // drops a working histogram.
+            self.latency = Histogram::new_with_bounds(1, 3_600_000_000_000, 3).ok();
+        }
         if let Some(h) = &mut self.latency {
             let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
             h.saturating_record(nanos.max(1));
         }
     }
 
-    fn latency_summary(&self) -> LatencySummary {
-        match &self.latency {
-            Some(h) if !h.is_empty() => LatencySummary {
-                count: h.len(),
-                min: Duration::from_nanos(h.min()),
-                p50: Duration::from_nanos(h.value_at_quantile(0.5)),
-                p99: Duration::from_nanos(h.value_at_quantile(0.99)),
-                max: Duration::from_nanos(h.max()),
+    fn latency_summary(&mut self) -> LatencySummary {
+        let immediate = std::mem::take(&mut self.immediate);
+        match &mut self.latency {
+            Some(h) => {
+                h.saturating_record_n(0, immediate);
+                LatencySummary {
+                    count: h.len(),
+                    min: Duration::from_nanos(h.min()),
+                    p50: Duration::from_nanos(h.value_at_quantile(0.5)),
+                    p99: Duration::from_nanos(h.value_at_quantile(0.99)),
+                    max: Duration::from_nanos(h.max()),
+                }
+            }
+            // Every write (if any) completed on its first poll.
+            None => LatencySummary {
+                count: immediate,
+                ..LatencySummary::default()
             },
-            _ => LatencySummary::default(),
         }
     }
 
     pub(crate) fn into_report(
-        self,
+        mut self,
         outcome: Outcome,
         elapsed: Duration,
         stages: Vec<StageReport>,
@@ -200,5 +232,21 @@ mod tests {
     #[test]
     fn no_writes_means_empty_summary() {
         assert_eq!(Stats::new().latency_summary(), LatencySummary::default());
+    }
+
+    #[test]
+    fn writes_done_on_their_first_poll_count_as_zero_latency() {
+        let mut stats = Stats::new();
+        for _ in 0..98 {
+            stats.record_write(10, Duration::ZERO);
+        }
+        stats.record_write(10, Duration::from_micros(7));
+        stats.record_write(10, Duration::from_micros(9));
+        let summary = stats.latency_summary();
+        assert_eq!(summary.count, 100);
+        assert_eq!(summary.min, Duration::ZERO);
+        assert_eq!(summary.p50, Duration::ZERO);
+        assert!(summary.max.as_micros().abs_diff(9) <= 1, "{summary:?}");
+        assert_eq!(stats.chunks_written, 100);
     }
 }

@@ -96,8 +96,9 @@ impl Gate {
         self.woken.swap(false, Ordering::AcqRel)
     }
 
-    /// Whether a wake is waiting for the next look.
-    #[cfg(weir_loom)]
+    /// Whether a wake is waiting for the next look: one atomic load, no
+    /// registration. The loop looks fully once per turn and between steps
+    /// asks only this (a wake after the full look sets it).
     pub(crate) fn is_woken(&self) -> bool {
         self.woken.load(Ordering::Acquire)
     }
@@ -130,6 +131,13 @@ impl StopSignal {
             shutdown,
             cancel,
         }
+    }
+
+    /// Whether a token woke the signal since its last poll: then the next
+    /// poll must look at the tokens. One atomic load; valid between two
+    /// polls of the same turn, because each poll registers the task first.
+    pub(crate) fn woken(&self) -> bool {
+        self.gate.is_woken()
     }
 
     /// Whether a stop has fired by now, without waiting: the loop's last

@@ -249,8 +249,78 @@ where
 {
     type Item = Result<Bytes, Cause>;
 
+    #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        // Without stages, and with nothing queued (a chunk over the limit is
+        // split into the queue), a chunk within the limit goes straight from
+        // the source to the caller: the per-chunk path of most ingestions.
+        if this.stages.is_empty()
+            && this.work.is_empty()
+            && let Some(source) = &mut this.source
+        {
+            match catch_unwind(AssertUnwindSafe(|| source.as_mut().poll_next(cx))) {
+                Ok(Poll::Ready(Some(Ok(chunk)))) if !chunk.is_empty() && chunk.len() <= this.max_chunk => {
+                    this.bytes_read += chunk.len() as u64;
+                    this.chunks_read += 1;
+                    return Poll::Ready(Some(Ok(chunk)));
+                }
+                Ok(Poll::Pending) => return Poll::Pending,
+                polled => return this.take_polled(polled, cx),
+            }
+        }
+        this.poll_work(cx)
+    }
+}
+
+impl<St> Pipeline<St>
+where
+    St: Stream<Item = io::Result<Bytes>>,
+{
+    /// The rest of a source poll the fast path did not take: a panic, an
+    /// error, the end, or a chunk to split or to drop.
+    #[cold]
+    fn take_polled(
+        &mut self,
+        polled: std::thread::Result<Poll<Option<io::Result<Bytes>>>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Cause>>> {
+        match polled {
+            Err(payload) => {
+                self.source = None;
+                Poll::Ready(Some(Err(Cause::panic(PanicSite::Source, payload))))
+            }
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(Some(Ok(mut chunk)))) => {
+                self.bytes_read += chunk.len() as u64;
+                self.chunks_read += 1;
+                while chunk.len() > self.max_chunk {
+                    self.work.push_back((0, chunk.split_to(self.max_chunk)));
+                }
+                if !chunk.is_empty() {
+                    self.work.push_back((0, chunk));
+                }
+                self.poll_work(cx)
+            }
+            Ok(Poll::Ready(Some(Err(error)))) => {
+                self.source = None;
+                Poll::Ready(Some(Err(Cause::Source {
+                    bytes_read: self.bytes_read,
+                    error,
+                })))
+            }
+            Ok(Poll::Ready(None)) => {
+                // Close the source as soon as it is exhausted.
+                self.source = None;
+                self.poll_work(cx)
+            }
+        }
+    }
+
+    /// The general path: offloaded stages, queued chunks, the source, then
+    /// the stages' `finish`.
+    fn poll_work(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Cause>>> {
+        let this = self;
         loop {
             // A stage away on the blocking pool comes first.
             if let Some((index, handle)) = &mut this.offload {

@@ -9,6 +9,7 @@ use std::time::{Instant, SystemTime};
 
 use headers::{AcceptRanges, ContentLength, ContentRange, HeaderMapExt, LastModified};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use weir::source::BufferPool;
 
 use crate::body::DeliveryBody;
 use crate::config::DeliveryConfig;
@@ -17,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::multipart::Multipart;
 use crate::path::{Refusal, Root, relative_path};
 use crate::plan::{Plan, plan};
-use crate::source::{BufferPool, FileReader, Representation};
+use crate::source::{FileReader, Representation};
 use crate::throttle::{RateLimit, Throttle};
 
 /// The route prefix files are served under.
@@ -70,6 +71,8 @@ impl Delivery {
             path: config.root.clone(),
             source,
         })?;
+        // The engine's pool: every file transfer of this server reads into it.
+        let pool = BufferPool::new(config.chunk_size, POOL_SPARES).map_err(|error| Error::Config(error.to_string()))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 root,
@@ -79,7 +82,7 @@ impl Delivery {
                 max_ranges: config.max_ranges,
                 per_connection_rate: config.per_connection_rate,
                 global: config.global_rate.map(|rate| Arc::new(RateLimit::new(rate))),
-                pool: Arc::new(BufferPool::new(config.chunk_size, POOL_SPARES)),
+                pool: Arc::new(pool),
                 metrics,
             }),
         })

@@ -40,11 +40,15 @@
 //! [`connection_buffer`](DeliveryConfig::connection_buffer) bytes are queued,
 //! and only then is a chunk read. A client that reads slowly or not at all
 //! therefore pins at most two chunk buffers (64 KiB with the defaults),
-//! whatever the file size; the kernel's socket buffers absorb the rest. Read buffers are recycled through a small shared pool, so steady
-//! streaming neither allocates nor faults in fresh pages. The engine's
-//! read-ahead [`FileSource`](weir::source::FileSource) is available as
-//! [`FileReader::ReadAhead`]: reads overlap writes on another core, but it
-//! costs a thread and up to five chunks per transfer, which is why pull is
+//! whatever the file size; the kernel's socket buffers absorb the rest.
+//! Files are read by the engine's
+//! [`FileSource`](weir::source::FileSource) over the requested range, in
+//! [pull mode](weir::source::FileSourceBuilder::pull) by default, into one
+//! [`BufferPool`](weir::source::BufferPool) the server shares across
+//! transfers, so steady streaming neither allocates nor faults in fresh
+//! pages. [`FileReader::ReadAhead`] reads ahead instead: reads overlap
+//! writes, but a transfer whose file is not cached costs a thread and a few
+//! chunks, which is why pull is
 //! the default; the scenario measures both.
 //!
 //! # Disconnects

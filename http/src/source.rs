@@ -1,23 +1,23 @@
 //! What a response is made of: a [`Representation`] (length, validators,
 //! content type) and a way to open any byte range of it as a stream of
-//! chunks, from a file (pull-based positional reads, or the engine's
-//! read-ahead [`FileSource`]) or from any [`RangeOpen`] a user supplies.
+//! chunks, from a file (the engine's [`FileSource`] over the range, in pull
+//! mode or reading ahead) or from any [`RangeOpen`] a user supplies.
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom};
+use std::io;
 use std::ops::Range;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::Stream;
 use headers::ETag;
 use http::HeaderValue;
-use weir::source::FileSource;
+use weir::source::{BufferPool, FileSource};
 
 /// A stream of chunks, as every weir source is.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + 'static>>;
@@ -42,16 +42,19 @@ pub trait RangeOpen: Send + Sync + fmt::Debug + 'static {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FileReader {
-    /// Pull-based: one positional read of one chunk each time the connection
-    /// asks for more, on the task that writes the response. Nothing is read
-    /// ahead, so a stalled client holds only what hyper has queued. A read
-    /// of a cached page costs microseconds; on a cold disk it holds that
-    /// runtime worker for one read.
+    /// Pull-based (the engine's [`FileSource`] in
+    /// [pull mode](weir::source::FileSourceBuilder::pull)): one positional
+    /// read of one chunk each time the connection asks for more, on the task
+    /// that writes the response. Nothing is read ahead, so a stalled client
+    /// holds only what hyper has queued. A read of a cached page costs
+    /// microseconds; on a cold disk it holds that runtime worker for one
+    /// read.
     #[default]
     Pull,
-    /// The engine's [`FileSource`]: a reader thread per transfer, two chunks
-    /// ahead of the connection, so reads never run on the runtime; costs a
-    /// thread and up to three more chunks per transfer.
+    /// The engine's [`FileSource`] reading ahead: page-cache reads on the
+    /// connection's task, and a reader thread, a bounded number of chunks
+    /// ahead, only where the kernel would wait for the disk; costs up to a
+    /// thread and a few more chunks per transfer.
     ReadAhead,
 }
 
@@ -112,7 +115,7 @@ impl Representation {
         Self::from_file_pooled(file, reader, None)
     }
 
-    /// [`from_file`](Self::from_file) with pull reads into `pool`'s buffers.
+    /// [`from_file`](Self::from_file) with reads into `pool`'s buffers.
     pub(crate) fn from_file_pooled(file: File, reader: FileReader, pool: Option<Arc<BufferPool>>) -> io::Result<Self> {
         let meta = file.metadata()?;
         let modified = meta.modified().ok();
@@ -208,134 +211,18 @@ impl RangeOpen for FileOpener {
         let chunk_size = usize::try_from(len)
             .map_or(chunk_size, |len| chunk_size.min(len))
             .max(1);
-        match self.reader {
-            FileReader::Pull => Ok(Box::pin(PullFile {
-                file: Arc::clone(&self.file),
-                position: range.start,
-                end: range.end,
-                chunk_size,
-                pool: self.pool.clone(),
-            })),
-            FileReader::ReadAhead => {
-                // A duplicate shares the file offset; ranges of one response
-                // are opened one at a time, each after the previous reader
-                // thread has been joined, so the offsets never interleave.
-                let mut file = self.file.try_clone()?;
-                file.seek(SeekFrom::Start(range.start))?;
-                Ok(Box::pin(FileSource::from_std(file, chunk_size)?))
-            }
+        // Positional reads of the shared file: ranges never move its offset,
+        // so any number of them can be read at once.
+        let mut builder = FileSource::builder(Arc::clone(&self.file), chunk_size).range(range);
+        if self.reader == FileReader::Pull {
+            builder = builder.pull();
         }
-    }
-}
-
-/// Reads one chunk per poll with a positional read: nothing is read before
-/// the connection asks for it.
-#[derive(Debug)]
-struct PullFile {
-    file: Arc<File>,
-    position: u64,
-    end: u64,
-    chunk_size: usize,
-    pool: Option<Arc<BufferPool>>,
-}
-
-impl Stream for PullFile {
-    type Item = io::Result<Bytes>;
-
-    fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if this.position >= this.end {
-            return Poll::Ready(None);
-        }
-        let n = usize::try_from(this.end - this.position).map_or(this.chunk_size, |left| left.min(this.chunk_size));
-        let read = match &this.pool {
-            Some(pool) => {
-                let mut buffer = pool.take(n);
-                this.file.read_exact_at(&mut buffer[..n], this.position).map(|()| {
-                    Bytes::from_owner(Recycled {
-                        buffer,
-                        pool: Arc::clone(pool),
-                    })
-                    .slice(..n)
-                })
-            }
-            None => {
-                let mut buffer = BytesMut::zeroed(n);
-                this.file
-                    .read_exact_at(&mut buffer, this.position)
-                    .map(|()| buffer.freeze())
-            }
-        };
-        match read {
-            Ok(chunk) => {
-                this.position += n as u64;
-                Poll::Ready(Some(Ok(chunk)))
-            }
-            Err(error) => {
-                this.position = this.end;
-                Poll::Ready(Some(Err(error)))
-            }
-        }
-    }
-}
-
-/// Read buffers shared by every pull transfer of a server: a buffer returns
-/// here when hyper drops the last `Bytes` over it, so steady-state reads
-/// neither allocate, zero, nor fault in fresh pages. Holds at most `spares`
-/// idle buffers; a stalled connection pins only the buffers hyper has queued.
-#[derive(Debug)]
-pub(crate) struct BufferPool {
-    size: usize,
-    spares: usize,
-    idle: Mutex<Vec<Vec<u8>>>,
-}
-
-impl BufferPool {
-    /// A pool of buffers of `size` bytes, keeping at most `spares` idle.
-    pub(crate) fn new(size: usize, spares: usize) -> Self {
-        Self {
-            size,
-            spares,
-            idle: Mutex::new(Vec::with_capacity(spares)),
-        }
-    }
-
-    /// A buffer of at least `n` bytes (the pool's size when `n` fits).
-    fn take(&self, n: usize) -> Vec<u8> {
-        if n <= self.size
-            && let Some(buffer) = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop()
+        if let Some(pool) = &self.pool
+            && chunk_size <= pool.buffer_size()
         {
-            return buffer;
+            builder = builder.pool(Arc::clone(pool));
         }
-        vec![0; n.max(self.size)]
-    }
-
-    fn give(&self, buffer: Vec<u8>) {
-        if buffer.len() != self.size {
-            return;
-        }
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < self.spares {
-            idle.push(buffer);
-        }
-    }
-}
-
-/// A pooled buffer inside a `Bytes`; back to the pool on drop.
-struct Recycled {
-    buffer: Vec<u8>,
-    pool: Arc<BufferPool>,
-}
-
-impl AsRef<[u8]> for Recycled {
-    fn as_ref(&self) -> &[u8] {
-        &self.buffer
-    }
-}
-
-impl Drop for Recycled {
-    fn drop(&mut self) {
-        self.pool.give(std::mem::take(&mut self.buffer));
+        Ok(Box::pin(builder.build()?))
     }
 }
 

@@ -14,6 +14,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read};
+use std::ops::Range;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -23,6 +24,7 @@ use std::thread;
 use bytes::Bytes;
 use futures_util::Stream;
 
+use super::pool::BufferPool;
 use super::ready::{Ready, Registered};
 
 /// Chunks are handed from the reader to the stream in batches of about
@@ -41,94 +43,6 @@ const INLINE_MAX_CHUNK: usize = 1 << 20;
 /// Chunks per batch: 512 KiB worth, between 1 and 8 chunks.
 fn batch_chunks(chunk_size: usize) -> usize {
     (BATCH_BYTES / chunk_size).clamp(1, MAX_BATCH)
-}
-
-/// Buffers start on a cache-line boundary: the kernel copies from the
-/// page cache measurably faster (~8% here) into an aligned destination than
-/// into the 16-byte alignment the allocator usually gives.
-const ALIGN: usize = 64;
-
-/// A chunk-sized window of a heap buffer that starts on an [`ALIGN`]
-/// boundary.
-#[derive(Debug)]
-pub(super) struct Buffer {
-    storage: Vec<u8>,
-    start: usize,
-    size: usize,
-}
-
-impl Buffer {
-    fn new(size: usize) -> Self {
-        let storage = vec![0; size + ALIGN - 1];
-        let start = storage.as_ptr().align_offset(ALIGN);
-        Self {
-            start: if start < ALIGN { start } else { 0 },
-            storage,
-            size,
-        }
-    }
-
-    pub(super) fn window(&mut self) -> &mut [u8] {
-        &mut self.storage[self.start..self.start + self.size]
-    }
-
-    fn as_slice(&self) -> &[u8] {
-        &self.storage[self.start..self.start + self.size]
-    }
-}
-
-/// Buffers that come back when the last `Bytes` over them is dropped, so
-/// that steady-state reads neither allocate nor zero memory.
-#[derive(Debug)]
-pub(super) struct Pool {
-    spare: Mutex<Vec<Buffer>>,
-    keep: usize,
-    size: usize,
-}
-
-impl Pool {
-    pub(super) fn take(&self) -> Buffer {
-        let spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        spare.unwrap_or_else(|| Buffer::new(self.size))
-    }
-
-    pub(super) fn give(&self, buffer: Buffer) {
-        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
-        if spare.len() < self.keep {
-            spare.push(buffer);
-        }
-    }
-
-    /// The first `len` bytes of `buffer`, as `Bytes` that return the buffer
-    /// here when dropped.
-    pub(super) fn wrap(self: &Arc<Self>, buffer: Buffer, len: usize) -> Bytes {
-        let owner = Recycled {
-            buffer: Some(buffer),
-            pool: Arc::clone(self),
-        };
-        Bytes::from_owner(owner).slice(..len)
-    }
-}
-
-/// Owner of a pooled buffer inside a `Bytes`; returns it to the pool on drop.
-struct Recycled {
-    /// Always `Some` until dropped.
-    buffer: Option<Buffer>,
-    pool: Arc<Pool>,
-}
-
-impl AsRef<[u8]> for Recycled {
-    fn as_ref(&self) -> &[u8] {
-        self.buffer.as_ref().map_or(&[], Buffer::as_slice)
-    }
-}
-
-impl Drop for Recycled {
-    fn drop(&mut self) {
-        if let Some(buffer) = self.buffer.take() {
-            self.pool.give(buffer);
-        }
-    }
 }
 
 /// Where reads happen: at the file's own position (pipes, devices, and
@@ -177,11 +91,27 @@ impl Shared {
 #[derive(Debug)]
 struct Reader {
     file: Arc<File>,
-    pool: Arc<Pool>,
+    pool: Arc<BufferPool>,
     shared: Arc<Shared>,
     batch: usize,
     /// Whether the thread may hand the file back to the stream.
     hand_back: bool,
+    /// Bytes per read, at most (no more than the pool's buffer size).
+    chunk: usize,
+    /// Reads at offsets stop here (the end of a byte range).
+    end: Option<u64>,
+}
+
+impl Reader {
+    /// Bytes to ask for at `offset`: a whole chunk, or what is left of the
+    /// range (zero at its end).
+    fn want(&self, offset: u64) -> usize {
+        let size = self.chunk;
+        match self.end {
+            Some(end) => usize::try_from(end.saturating_sub(offset)).map_or(size, |left| left.min(size)),
+            None => size,
+        }
+    }
 }
 
 /// A file as a source: chunks of at most `chunk_size` bytes, in order.
@@ -212,9 +142,25 @@ struct Reader {
 /// memory. Dropping the source stops the reader thread, if it has one, and
 /// waits for it (at most one read, of a regular file or a device), so the
 /// file is closed and the thread gone when the drop returns.
+///
+/// [`FileSource::builder`] reads a byte range of a regular file
+/// ([`range`](FileSourceBuilder::range)), into a [`BufferPool`] shared with
+/// other sources ([`pool`](FileSourceBuilder::pool)), or only when polled
+/// ([`pull`](FileSourceBuilder::pull): one positional read per poll on the
+/// polling task, no thread and nothing read ahead), which is what a server
+/// with many slow clients wants.
+///
+/// # Cancel safety
+///
+/// As a stream it is cancel safe: all its state lives in the struct, so a
+/// `next()` future dropped midway loses nothing. Dropping the source ends
+/// every read it started before the drop returns.
 #[derive(Debug)]
 pub struct FileSource {
     reader: Arc<Reader>,
+    /// Pull mode: the offset of the next read, made when the stream is
+    /// polled, on the polling task.
+    pull: Option<u64>,
     /// Inline reads: the offset of the next one while the stream reads the
     /// page cache itself.
     inline: Option<u64>,
@@ -244,6 +190,38 @@ impl FileSource {
         Self::from_std(File::open(path)?, chunk_size)
     }
 
+    /// Opens `path` and reads the bytes of `range` (half-open, in bytes
+    /// from the start of the file), in chunks of at most `chunk_size`
+    /// bytes. The stream ends at the end of the range, or earlier at the end
+    /// of the file.
+    ///
+    /// ```
+    /// use futures_util::TryStreamExt;
+    /// use weir::source::FileSource;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.bin");
+    /// std::fs::write(&path, b"0123456789")?;
+    /// let chunks: Vec<_> = FileSource::open_range(&path, 2..7, 4)?.try_collect().await?;
+    /// assert_eq!(chunks.concat(), b"23456");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// When `chunk_size` is zero, `range` ends before it starts, the file
+    /// cannot be opened or is not a regular file, or the reader thread
+    /// cannot be started.
+    pub fn open_range(path: impl AsRef<Path>, range: Range<u64>, chunk_size: usize) -> io::Result<Self> {
+        if chunk_size == 0 {
+            return Err(zero_chunk_size());
+        }
+        Self::builder(File::open(path)?, chunk_size).range(range).build()
+    }
+
     /// Reads an already open file from its current position.
     ///
     /// A regular file on Linux is read at offsets, so its own position does
@@ -253,49 +231,76 @@ impl FileSource {
     ///
     /// When `chunk_size` is zero, the position of a regular file cannot be
     /// read, or the reader thread cannot be started.
-    pub fn from_std(mut file: File, chunk_size: usize) -> io::Result<Self> {
-        if chunk_size == 0 {
-            return Err(zero_chunk_size());
+    pub fn from_std(file: File, chunk_size: usize) -> io::Result<Self> {
+        Self::builder(file, chunk_size).build()
+    }
+
+    /// A builder for a source over an open file (owned, or shared with an
+    /// `Arc` by several sources, each reading its own range at offsets),
+    /// in chunks of at most `chunk_size` bytes. Without a
+    /// [`range`](FileSourceBuilder::range) it reads from the file's current
+    /// position to its end, as [`from_std`](Self::from_std) does.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use futures_util::TryStreamExt;
+    /// use weir::source::{BufferPool, FileSource};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.bin");
+    /// std::fs::write(&path, b"0123456789")?;
+    /// let file = Arc::new(std::fs::File::open(&path)?);
+    /// let pool = Arc::new(BufferPool::new(4, 8)?);
+    /// // Reads one chunk per poll, on this task, into the shared pool.
+    /// let source = FileSource::builder(Arc::clone(&file), 4)
+    ///     .range(5..10)
+    ///     .pull()
+    ///     .pool(pool)
+    ///     .build()?;
+    /// let chunks: Vec<_> = source.try_collect().await?;
+    /// assert_eq!(chunks, [&b"5678"[..], &b"9"[..]]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder(file: impl Into<Arc<File>>, chunk_size: usize) -> FileSourceBuilder {
+        FileSourceBuilder {
+            file: file.into(),
+            chunk_size,
+            range: None,
+            pull: false,
+            pool: None,
         }
-        let regular = file.metadata().is_ok_and(|m| m.is_file());
-        let cursor = if regular && cfg!(target_os = "linux") {
-            Cursor::At(io::Seek::stream_position(&mut file)?)
-        } else {
-            Cursor::Stream
-        };
-        let batch = if regular { batch_chunks(chunk_size) } else { 1 };
-        let inline_allowed = sys::CAN_READ_CACHED && matches!(cursor, Cursor::At(_)) && chunk_size <= INLINE_MAX_CHUNK;
-        let reader = Arc::new(Reader {
-            file: Arc::new(file),
-            pool: Arc::new(Pool {
-                spare: Mutex::new(Vec::new()),
-                keep: (2 * SLOT_BATCHES + 1) * batch + POOL_SLACK,
-                size: chunk_size,
-            }),
-            shared: Arc::new(Shared {
-                state: Mutex::new(State::default()),
-                reader: Condvar::new(),
-            }),
-            batch,
-            hand_back: inline_allowed,
-        });
-        let ready = if regular { None } else { Ready::new(&reader.file) };
-        let mut source = Self {
-            reader,
-            inline: None,
-            done: false,
-            local: VecDeque::new(),
-            thread: None,
-            ready,
-        };
-        match cursor {
-            Cursor::At(offset) if inline_allowed => source.inline = Some(offset),
-            // Read by readiness, from the first poll on.
-            _ if source.ready.is_some() => {}
-            // The thread reads everything: start it now, reading ahead.
-            _ => source.start_thread(cursor)?,
+    }
+
+    /// One read in pull mode at `position`, on the polling task.
+    fn read_pull(&mut self, position: u64) -> Option<io::Result<Bytes>> {
+        if self.done {
+            return None;
         }
-        Ok(source)
+        let want = self.reader.want(position);
+        if want == 0 {
+            self.done = true;
+            return None;
+        }
+        let mut buffer = self.reader.pool.take();
+        match read_retrying(|| sys::read_at(&self.reader.file, buffer.window(want), position)) {
+            Ok(0) => {
+                self.reader.pool.give(buffer);
+                self.done = true;
+                None
+            }
+            Ok(n) => {
+                self.pull = Some(position + n as u64);
+                Some(Ok(self.reader.pool.wrap(buffer, n)))
+            }
+            Err(error) => {
+                self.reader.pool.give(buffer);
+                self.done = true;
+                Some(Err(error))
+            }
+        }
     }
 
     /// Starts the reader thread (once) or asks the running one to read on
@@ -318,8 +323,14 @@ impl FileSource {
     /// One read from the page cache at `offset`: `None` when the data is
     /// not there (the thread takes over).
     fn read_inline(&mut self, offset: u64) -> Option<io::Result<Bytes>> {
+        let want = self.reader.want(offset);
+        if want == 0 {
+            // The end of the range.
+            self.done = true;
+            return None;
+        }
         let mut buffer = self.reader.pool.take();
-        match sys::read_cached(&self.reader.file, buffer.window(), offset) {
+        match sys::read_cached(&self.reader.file, buffer.window(want), offset) {
             Ok(Some(0)) => {
                 self.reader.pool.give(buffer);
                 self.done = true;
@@ -339,6 +350,150 @@ impl FileSource {
                 Some(Err(error))
             }
         }
+    }
+}
+
+/// Builds a [`FileSource`]: from [`FileSource::builder`].
+#[derive(Debug)]
+#[must_use = "a builder does nothing until built"]
+pub struct FileSourceBuilder {
+    file: Arc<File>,
+    chunk_size: usize,
+    range: Option<Range<u64>>,
+    pull: bool,
+    pool: Option<Arc<BufferPool>>,
+}
+
+impl FileSourceBuilder {
+    /// Reads only the bytes of `range` (half-open, in bytes from the start
+    /// of the file), at offsets: the file's own position is neither used nor
+    /// moved, so sources over one shared file can read their ranges at the
+    /// same time. The stream ends at the end of the range, or earlier at
+    /// the end of the file (a consumer that needs the whole range checks
+    /// the count). Regular files only.
+    pub fn range(mut self, range: Range<u64>) -> Self {
+        self.range = Some(range);
+        self
+    }
+
+    /// Reads only when polled: each poll makes one positional read of one
+    /// chunk on the polling task, with no reader thread and nothing read
+    /// ahead, so the source holds no buffer between polls and a consumer
+    /// that stops polling pins only the chunks it already holds. A read of
+    /// cached pages costs microseconds; on a cold disk it holds the polling
+    /// runtime worker for the duration of one read. Regular files only.
+    pub fn pull(mut self) -> Self {
+        self.pull = true;
+        self
+    }
+
+    /// Reads into `pool`'s buffers, shared with other sources, instead of a
+    /// pool of the source's own. The chunk size must not exceed the pool's
+    /// [`buffer_size`](BufferPool::buffer_size).
+    pub fn pool(mut self, pool: Arc<BufferPool>) -> Self {
+        self.pool = Some(pool);
+        self
+    }
+
+    /// Builds the source; in read-ahead mode it may start reading (a reader
+    /// thread starts at once for files that only it can read).
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidInput`] when the chunk size is zero or
+    /// exceeds the pool's buffer size, when the range ends before it
+    /// starts, or when a range or pull mode is asked of a file that is not
+    /// a regular file; [`io::ErrorKind::Unsupported`] for a range or pull
+    /// mode off Unix; otherwise when the position of a regular file cannot
+    /// be read or the reader thread cannot be started.
+    pub fn build(self) -> io::Result<FileSource> {
+        let Self {
+            file,
+            chunk_size,
+            range,
+            pull,
+            pool,
+        } = self;
+        if chunk_size == 0 {
+            return Err(zero_chunk_size());
+        }
+        if let Some(pool) = &pool
+            && chunk_size > pool.buffer_size()
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "file source chunk size {chunk_size} exceeds the pool's buffer size {}",
+                    pool.buffer_size()
+                ),
+            ));
+        }
+        if let Some(range) = &range
+            && range.end < range.start
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("file source range {range:?} ends before it starts"),
+            ));
+        }
+        let regular = file.metadata().is_ok_and(|m| m.is_file());
+        let positional = range.is_some() || pull;
+        if positional && !regular {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "file source ranges and pull mode need a regular file",
+            ));
+        }
+        if positional && !sys::CAN_READ_AT {
+            return Err(io::ErrorKind::Unsupported.into());
+        }
+        let cursor = if regular && (positional || cfg!(target_os = "linux")) {
+            match &range {
+                Some(range) => Cursor::At(range.start),
+                None => Cursor::At(io::Seek::stream_position(&mut &*file)?),
+            }
+        } else {
+            Cursor::Stream
+        };
+        let batch = if regular { batch_chunks(chunk_size) } else { 1 };
+        let inline_allowed = sys::CAN_READ_CACHED && matches!(cursor, Cursor::At(_)) && chunk_size <= INLINE_MAX_CHUNK;
+        // Pull mode: one buffer being read, one the consumer holds.
+        let keep = if pull {
+            2
+        } else {
+            (2 * SLOT_BATCHES + 1) * batch + POOL_SLACK
+        };
+        let reader = Arc::new(Reader {
+            file,
+            pool: pool.unwrap_or_else(|| Arc::new(BufferPool::sized(chunk_size, keep))),
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                reader: Condvar::new(),
+            }),
+            batch,
+            hand_back: inline_allowed,
+            chunk: chunk_size,
+            end: range.map(|range| range.end),
+        });
+        let ready = if regular { None } else { Ready::new(&reader.file) };
+        let mut source = FileSource {
+            reader,
+            pull: None,
+            inline: None,
+            done: false,
+            local: VecDeque::new(),
+            thread: None,
+            ready,
+        };
+        match cursor {
+            Cursor::At(offset) if pull => source.pull = Some(offset),
+            Cursor::At(offset) if inline_allowed => source.inline = Some(offset),
+            // Read by readiness, from the first poll on.
+            _ if source.ready.is_some() => {}
+            // The thread reads everything: start it now, reading ahead.
+            _ => source.start_thread(cursor)?,
+        }
+        Ok(source)
     }
 }
 
@@ -385,10 +540,13 @@ impl Reader {
         loop {
             let mut buffer = self.pool.take();
             let read = match cursor {
-                Cursor::Stream => read_retrying(|| (&*self.file).read(buffer.window())),
+                Cursor::Stream => read_retrying(|| (&*self.file).read(buffer.window(self.chunk))),
+                // The end of the range reads as the end of the file.
+                Cursor::At(offset) if self.want(offset) == 0 => Ok(0),
                 Cursor::At(offset) => {
+                    let want = self.want(offset);
                     let cached_read = if cached {
-                        sys::read_cached(&self.file, buffer.window(), offset)
+                        sys::read_cached(&self.file, buffer.window(want), offset)
                     } else {
                         Ok(None)
                     };
@@ -396,7 +554,7 @@ impl Reader {
                         Ok(Some(n)) => Ok(n),
                         Ok(None) => {
                             cached = false;
-                            read_retrying(|| sys::read_at(&self.file, buffer.window(), offset))
+                            read_retrying(|| sys::read_at(&self.file, buffer.window(want), offset))
                         }
                         Err(error) => Err(error),
                     }
@@ -479,13 +637,16 @@ impl Stream for FileSource {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        if let Some(position) = this.pull {
+            return Poll::Ready(this.read_pull(position));
+        }
         if let Some(ready) = &mut this.ready {
             if this.done {
                 return Poll::Ready(None);
             }
             match ready.register() {
                 Registered::Yes => {
-                    let read = ready!(ready.poll_read(cx, &this.reader.pool));
+                    let read = ready!(ready.poll_read(cx, &this.reader.pool, this.reader.chunk));
                     return Poll::Ready(match read {
                         Ok(Some(chunk)) => Some(Ok(chunk)),
                         Ok(None) => {
@@ -586,6 +747,8 @@ mod sys {
 
     /// Whether [`read_cached`] can ever return data.
     pub(super) const CAN_READ_CACHED: bool = true;
+    /// Whether [`read_at`] reads.
+    pub(super) const CAN_READ_AT: bool = true;
 
     /// Reads what the page cache holds at `offset`, up to `buffer.len()`
     /// bytes: `Ok(None)` when that would wait for the disk, or when the
@@ -612,12 +775,20 @@ mod sys {
     use std::io;
 
     pub(super) const CAN_READ_CACHED: bool = false;
+    pub(super) const CAN_READ_AT: bool = cfg!(unix);
 
     pub(super) fn read_cached(_: &File, _: &mut [u8], _: u64) -> io::Result<Option<usize>> {
         Ok(None)
     }
 
-    /// Never called: off Linux every file is read at its own position.
+    /// Used by ranges and pull mode only (other files off Linux are read at
+    /// their own position).
+    #[cfg(unix)]
+    pub(super) fn read_at(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<usize> {
+        std::os::unix::fs::FileExt::read_at(file, buffer, offset)
+    }
+
+    #[cfg(not(unix))]
     pub(super) fn read_at(_: &File, _: &mut [u8], _: u64) -> io::Result<usize> {
         Err(io::ErrorKind::Unsupported.into())
     }
@@ -721,14 +892,137 @@ mod tests {
         let mut source = FileSource::from_std(file, 4096).unwrap();
         assert!(read_all(&mut source).await == data[1_000..]);
     }
+}
+
+#[cfg(test)]
+mod range_tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    fn test_file(len: usize) -> (tempfile::TempDir, std::path::PathBuf, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.bin");
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        (dir, path, data)
+    }
+
+    async fn read_all(source: &mut FileSource) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Some(chunk) = source.next().await {
+            let chunk = chunk.unwrap();
+            assert!(!chunk.is_empty());
+            out.extend_from_slice(&chunk);
+        }
+        out
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_range_yields_exactly_its_bytes_in_every_mode() {
+        let (_dir, path, data) = test_file(300_000);
+        let file = Arc::new(File::open(&path).unwrap());
+        for (range, chunk) in [
+            (0..300_000u64, 65_536),
+            (10..11, 4096),
+            (299_000..300_000, 333),
+            (5_000..70_000, 4096),
+        ] {
+            let expected = &data[range.start as usize..range.end as usize];
+            let mut ahead = FileSource::builder(Arc::clone(&file), chunk)
+                .range(range.clone())
+                .build()
+                .unwrap();
+            assert!(read_all(&mut ahead).await == expected, "read-ahead {range:?}");
+            let mut pull = FileSource::builder(Arc::clone(&file), chunk)
+                .range(range.clone())
+                .pull()
+                .build()
+                .unwrap();
+            assert!(read_all(&mut pull).await == expected, "pull {range:?}");
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_range_read_by_the_thread_stops_at_its_end() {
+        let (_dir, path, data) = test_file(5 << 20);
+        let range = 100..(3 << 20) + 5;
+        let mut source = FileSource::open_range(&path, range.clone(), INLINE_MAX_CHUNK * 2).unwrap();
+        assert!(source.inline.is_none(), "chunks this large are read by the thread");
+        assert!(read_all(&mut source).await == data[range.start as usize..range.end as usize]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_range_past_the_end_of_the_file_ends_with_the_file() {
+        let (_dir, path, data) = test_file(10_000);
+        for pull in [false, true] {
+            let builder = FileSource::builder(File::open(&path).unwrap(), 4096).range(9_000..20_000);
+            let mut source = if pull { builder.pull() } else { builder }.build().unwrap();
+            assert!(read_all(&mut source).await == data[9_000..], "pull: {pull}");
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn pull_mode_reads_one_chunk_per_poll_and_nothing_ahead() {
+        let (_dir, path, data) = test_file(100_000);
+        let mut source = FileSource::builder(File::open(&path).unwrap(), 4096)
+            .range(1_000..100_000)
+            .pull()
+            .build()
+            .unwrap();
+        assert!(source.thread.is_none() && source.inline.is_none());
+        assert_eq!(source.pull, Some(1_000), "nothing read before the first poll");
+        let first = source.next().await.unwrap().unwrap();
+        assert!(first[..] == data[1_000..5_096]);
+        assert_eq!(source.pull, Some(5_096), "exactly one chunk read");
+        assert!(source.thread.is_none());
+        assert_eq!(source.reader.pool.idle(), 0, "the source holds no buffer between polls");
+        drop(first);
+        assert_eq!(source.reader.pool.idle(), 1, "the chunk's buffer came back");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn sources_sharing_a_pool_reuse_its_buffers() {
+        let (_dir, path, _) = test_file(64 * 1024);
+        let pool = Arc::new(BufferPool::new(4096, 4).unwrap());
+        let file = Arc::new(File::open(&path).unwrap());
+        for _ in 0..3 {
+            let mut source = FileSource::builder(Arc::clone(&file), 4096)
+                .range(0..64 * 1024)
+                .pull()
+                .pool(Arc::clone(&pool))
+                .build()
+                .unwrap();
+            assert_eq!(read_all(&mut source).await.len(), 64 * 1024);
+            // Each chunk was dropped before the next read: one buffer served all.
+            assert_eq!(pool.idle(), 1);
+        }
+    }
 
     #[test]
-    fn buffers_are_aligned_windows_of_the_chunk_size() {
-        for size in [1, 100, 4096, 65_536] {
-            let mut buffer = Buffer::new(size);
-            let window = buffer.window();
-            assert_eq!(window.len(), size);
-            assert_eq!(window.as_ptr().align_offset(ALIGN), 0);
-        }
+    fn invalid_ranges_pools_and_files_are_refused() {
+        let (_dir, path, _) = test_file(100);
+        let open = || File::open(&path).unwrap();
+        let kind = |built: io::Result<FileSource>| built.unwrap_err().kind();
+        #[allow(clippy::reversed_empty_ranges)]
+        let reversed = 50..10;
+        assert_eq!(
+            kind(FileSource::builder(open(), 10).range(reversed).build()),
+            io::ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            kind(FileSource::builder(open(), 0).pull().build()),
+            io::ErrorKind::InvalidInput
+        );
+        let pool = Arc::new(BufferPool::new(8, 1).unwrap());
+        assert_eq!(
+            kind(FileSource::builder(open(), 16).pool(pool).build()),
+            io::ErrorKind::InvalidInput
+        );
+        let (reader, _writer) = io::pipe().unwrap();
+        let pipe = File::from(std::os::fd::OwnedFd::from(reader));
+        assert_eq!(
+            kind(FileSource::builder(pipe, 16).pull().build()),
+            io::ErrorKind::InvalidInput
+        );
     }
 }

@@ -2,9 +2,11 @@
 //! build one from a reader, a file, or a stream with its own error type.
 
 mod file;
+mod pool;
 mod ready;
 
-pub use file::FileSource;
+pub use file::{FileSource, FileSourceBuilder};
+pub use pool::BufferPool;
 
 use std::io;
 

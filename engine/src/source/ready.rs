@@ -29,7 +29,7 @@ mod linux {
     use tokio::io::{AsyncRead, ReadBuf};
     use tokio::net::unix::pipe;
 
-    use crate::source::file::Pool;
+    use crate::source::pool::BufferPool;
 
     /// A non-regular file switched to non-blocking reads.
     pub(in crate::source) struct Ready {
@@ -114,13 +114,14 @@ mod linux {
         pub(in crate::source) fn poll_read(
             &mut self,
             cx: &mut Context<'_>,
-            pool: &Arc<Pool>,
+            pool: &Arc<BufferPool>,
+            len: usize,
         ) -> Poll<io::Result<Option<Bytes>>> {
             let Some(registration) = &mut self.registration else {
                 return Poll::Ready(Err(io::Error::other("file source polled before registering")));
             };
             let mut buffer = pool.take();
-            let mut window = ReadBuf::new(buffer.window());
+            let mut window = ReadBuf::new(buffer.window(len));
             let polled = Pin::new(registration).poll_read(cx, &mut window);
             let n = window.filled().len();
             match polled {
@@ -165,7 +166,7 @@ mod other {
 
     use bytes::Bytes;
 
-    use crate::source::file::Pool;
+    use crate::source::pool::BufferPool;
 
     /// Off Linux every file is read by the thread.
     #[derive(Debug)]
@@ -188,7 +189,8 @@ mod other {
         pub(in crate::source) fn poll_read(
             &mut self,
             _: &mut Context<'_>,
-            _: &Arc<Pool>,
+            _: &Arc<BufferPool>,
+            _: usize,
         ) -> Poll<io::Result<Option<Bytes>>> {
             match *self {}
         }

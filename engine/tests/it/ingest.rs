@@ -633,3 +633,62 @@ async fn from_stream_turns_a_foreign_error_into_a_source_error() {
         .unwrap_or_default();
     assert_eq!(text, "peer reset");
 }
+
+#[tokio::test]
+async fn write_latency_counts_every_write_and_times_only_those_that_waited() {
+    let immediate = ingest(source_of(chunks(20, 100)), NullSink, IngestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(immediate.write_latency.count, 20);
+    assert_eq!(
+        immediate.write_latency.max,
+        Duration::ZERO,
+        "NullSink's writes never wait"
+    );
+
+    let sink = Scripted::new(Script {
+        write_delay: Some(Duration::from_millis(2)),
+        ..Script::default()
+    });
+    let waited = ingest(source_of(chunks(5, 100)), sink, IngestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(waited.write_latency.count, 5);
+    assert!(
+        waited.write_latency.min >= Duration::from_millis(1),
+        "{:?}",
+        waited.write_latency
+    );
+}
+
+/// A source that never ends and is always ready: the loop runs many chunks
+/// per turn, so only the stop signal and the coop budget can end it.
+fn endless() -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send {
+    futures_util::stream::repeat_with(|| Ok(Bytes::from_static(&[7; 64])))
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_always_ready_ingestion_yields_to_a_task_that_cancels_it() {
+    let token = CancellationToken::new();
+    let options = IngestOptions::builder().cancel_token(token.clone()).build();
+    // On one thread, the canceller runs only if the loop yields.
+    let canceller = tokio::spawn(async move { token.cancel() });
+    let err = ingest(endless(), NullSink, options).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Cancelled);
+    assert!(err.report().chunks_written > 0);
+    canceller.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_always_ready_ingestion_sees_a_cancel_from_another_thread() {
+    let token = CancellationToken::new();
+    let options = IngestOptions::builder().cancel_token(token.clone()).build();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        token.cancel();
+    });
+    let err = ingest(endless(), NullSink, options).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Cancelled);
+    assert_eq!(err.report().bytes_written, err.report().chunks_written * 64);
+    canceller.join().unwrap();
+}
