@@ -17,7 +17,7 @@ use weir::{BoxSink, ErrorKind, FileSink, IngestOptions, MemorySink, ingest, sour
 use weir_harness::{ScenarioResult, open_fds, synthetic_bytes};
 
 use crate::framing::{ExactLength, length_prefix, read_length_prefix};
-use crate::probe::{Behaviour, ProbeCounts, counts, probe_sink};
+use crate::probe::{Behaviour, ProbeCounts, probe_sink};
 use crate::stats::{LatencyRecorder, temp_files};
 use crate::{Error, io_error};
 pub use weir_harness::figures::cancellation::DisconnectReport;
@@ -232,7 +232,7 @@ pub async fn run_one(plan: DisconnectPlan, dir: &Path) -> io::Result<DisconnectO
     };
     let returned = Instant::now();
     let hung_up = client.await.map_err(io::Error::other)??;
-    let counts = counts(&probe);
+    let counts = probe.counts();
 
     let mut outcome = DisconnectOutcome {
         plan,

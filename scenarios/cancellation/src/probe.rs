@@ -125,24 +125,6 @@ pub fn probe_sink(inner: BoxSink, behaviour: Behaviour) -> (ProbeSink, Recorder)
     )
 }
 
-/// A probe sink's counts, in the shape the scenario's figures carry them.
-pub fn counts(recorder: &Recorder) -> ProbeCounts {
-    let c = recorder.counts();
-    ProbeCounts {
-        writes_called: c.writes_called,
-        writes_acknowledged: c.writes_acknowledged,
-        bytes_acknowledged: c.bytes_acknowledged,
-        writes_alive_at_abort: c.writes_alive_at_abort,
-        write_calls_after_abort: c.write_calls_after_abort,
-        write_starts_after_abort: c.write_starts_after_abort,
-        write_polls_after_abort: c.write_polls_after_abort,
-        finalizes: c.finalizes,
-        finalized_ok: c.finalized_ok,
-        finalizes_after_abort: c.finalizes_after_abort,
-        aborts: c.aborts,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::task::{Context, Waker};
@@ -166,7 +148,7 @@ mod tests {
         sink.abort(&Cause::Cancelled).await.unwrap();
         assert!(late.as_mut().poll(&mut cx).is_pending());
         assert!(early.as_mut().poll(&mut cx).is_pending());
-        let counts = counts(&probe);
+        let counts = probe.counts();
         assert_eq!(counts.writes_alive_at_abort, 2);
         assert_eq!(counts.write_starts_after_abort, 1);
         assert_eq!(counts.write_polls_after_abort, 2);
@@ -181,7 +163,7 @@ mod tests {
         let hung = sink.write(chunk());
         drop(hung);
         sink.abort(&Cause::Cancelled).await.unwrap();
-        let counts = counts(&probe);
+        let counts = probe.counts();
         assert_eq!(counts.writes_called, 2);
         assert_eq!(counts.writes_acknowledged, 1);
         assert_eq!(counts.bytes_acknowledged, 4);
@@ -199,6 +181,6 @@ mod tests {
             assert_eq!(start.elapsed(), period * k);
         }
         sink.finalize().await.unwrap();
-        assert_eq!(counts(&probe).finalized_ok, 1);
+        assert_eq!(probe.counts().finalized_ok, 1);
     }
 }

@@ -20,7 +20,7 @@ use weir::{BoxSink, CancellationToken, ErrorKind, FileSink, IngestOptions, Memor
 use weir_harness::{ScenarioResult, SyntheticSource, open_fds};
 use weir_testkit::Recorder;
 
-use crate::probe::{Behaviour, ProbeSink, counts, probe_sink};
+use crate::probe::{Behaviour, ProbeSink, probe_sink};
 use crate::stats::{settle, temp_files, threads};
 use crate::{Error, io_error};
 pub use weir_harness::figures::cancellation::{Expected, IngestionRecord, LateRecord, ShutdownRun, SummaryRecord};
@@ -289,7 +289,7 @@ pub async fn run_shutdown(plan: &ShutdownPlan, dir: &Path, trigger: Trigger) -> 
         } else {
             Expected::Either
         };
-        let counts = counts(&probe);
+        let counts = probe.counts();
         let outcome = match &result {
             Ok(_) => "committed".to_owned(),
             Err(error) => error.kind().as_str().to_owned(),
@@ -402,7 +402,7 @@ async fn late_arrivals(registry: Registry, start: Instant, count: usize) -> (f64
         };
         let (sink, probe) = probe_sink(Box::new(MemorySink::new()), Behaviour::Immediate);
         let result = registry.ingest(source, sink, IngestOptions::default()).await;
-        let counts = counts(&probe);
+        let counts = probe.counts();
         late.push(LateRecord {
             error: result
                 .as_ref()

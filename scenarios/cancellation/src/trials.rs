@@ -17,7 +17,7 @@ use weir::source::FileSource;
 use weir::{BoxSink, CancellationToken, ErrorKind, FileSink, IngestOptions, NullSink, Outcome, ingest};
 use weir_harness::{ScenarioResult, SyntheticSource, open_fds, write_test_file};
 
-use crate::probe::{Behaviour, ProbeCounts, counts, probe_sink};
+use crate::probe::{Behaviour, ProbeCounts, probe_sink};
 use crate::stats::{LatencyRecorder, temp_files};
 use crate::{Error, io_error};
 pub use weir_harness::figures::cancellation::TrialsReport;
@@ -292,7 +292,7 @@ pub async fn run_one(plan: &TrialPlan, input: &Path, scratch: &Path) -> TrialOut
         Ok(pair) => pair,
         Err(e) => return failed(format!("the ingestion task failed: {e}")),
     };
-    let counts = counts(&probe);
+    let counts = probe.counts();
     let mut outcome = TrialOutcome {
         outcome: String::new(),
         latency: None,

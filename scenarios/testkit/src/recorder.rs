@@ -39,33 +39,9 @@ pub enum Event {
 }
 
 /// What a [`Recorder`] counted: every call, and any after `abort` began.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    /// `write` calls.
-    pub writes_called: u64,
-    /// Write futures that completed with `Ok`.
-    pub writes_acknowledged: u64,
-    /// Bytes of those writes.
-    pub bytes_acknowledged: u64,
-    /// Write futures created and not yet dropped when `abort` began (the
-    /// engine must drop every outstanding write first).
-    pub writes_alive_at_abort: u64,
-    /// `write` calls after `abort` began.
-    pub write_calls_after_abort: u64,
-    /// Write futures polled for the first time after `abort` began: writes
-    /// that *started* after the abort.
-    pub write_starts_after_abort: u64,
-    /// Polls of any write future after `abort` began.
-    pub write_polls_after_abort: u64,
-    /// `finalize` calls.
-    pub finalizes: u64,
-    /// `finalize` calls that returned `Ok`.
-    pub finalized_ok: u64,
-    /// `finalize` calls after `abort` began.
-    pub finalizes_after_abort: u64,
-    /// `abort` calls.
-    pub aborts: u64,
-}
+/// The same type the cancellation scenario's figures carry, so counts go
+/// into a result as they are.
+pub use weir_harness::figures::cancellation::ProbeCounts as Counts;
 
 #[derive(Debug, Default)]
 struct State {
