@@ -116,7 +116,7 @@ impl Sink for Behaved {
 pub type ProbeSink = Recorded<Behaved>;
 
 /// Wraps `inner` as a [`ProbeSink`]; returns the sink and the recorder that
-/// counts its calls (read them with [`counts`]).
+/// counts its calls (read them with [`Recorder::counts`]).
 pub fn probe_sink(inner: BoxSink, behaviour: Behaviour) -> (ProbeSink, Recorder) {
     let recorder = Recorder::counting();
     (
