@@ -284,7 +284,7 @@ fn flow_run(injected: bool) -> Vec<ScenarioResult> {
             &[("group", "flat-memory".into()), ("size", size.into())],
         );
         r.rss.baseline_bytes = 6 * MIB;
-        // The ballast: half the resident memory at the start, held.
+        // The ballast: three fifths of the resident memory at the start, held.
         r.rss.peak_bytes = if injected { 11 * MIB } else { 15 * MIB / 2 };
         results.push(r);
     }
