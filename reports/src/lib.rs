@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use weir_harness::ScenarioResult;
+use weir_harness::{ScenarioResult, io_error};
 
 pub use render::write_chart;
 
@@ -40,14 +40,8 @@ pub use render::write_chart;
 #[non_exhaustive]
 pub enum Error {
     /// Reading results or writing the report failed.
-    #[error("{context}")]
-    Io {
-        /// What was being done.
-        context: String,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] weir_harness::IoError),
     /// There are no results to render.
     #[error("no result JSON files in {0} (run `weir-lab run <scenario>` first)")]
     NoResults(PathBuf),
@@ -116,10 +110,8 @@ pub fn render_dir_gated(
     publish: Option<&Path>,
     gates: &Path,
 ) -> Result<PathBuf, Error> {
-    let mut results = weir_harness::load_results(dir).map_err(|source| Error::Io {
-        context: format!("reading results from {}", dir.display()),
-        source,
-    })?;
+    let mut results =
+        weir_harness::load_results(dir).map_err(io_error(format!("reading results from {}", dir.display())))?;
     if let Some(criterion) = criterion {
         results.extend(weir_harness::criterion_results(criterion));
     }
@@ -248,9 +240,6 @@ pub fn render_gated(
         )?;
     }
     let path = out.join("index.md");
-    std::fs::write(&path, index).map_err(|source| Error::Io {
-        context: format!("writing {}", path.display()),
-        source,
-    })?;
+    std::fs::write(&path, index).map_err(io_error(format!("writing {}", path.display())))?;
     Ok(path)
 }

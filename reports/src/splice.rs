@@ -59,10 +59,7 @@ pub fn splice(doc: &str, name: &str, snippet: &str) -> Result<String, Error> {
 ///
 /// When the document cannot be read or written, or lacks the markers.
 pub fn splice_file(path: &Path, name: &str, snippet: &str) -> Result<bool, Error> {
-    let io = |what: &str| {
-        let context = format!("{what} {}", path.display());
-        move |source| Error::Io { context, source }
-    };
+    let io = |what: &str| weir_harness::io_error(format!("{what} {}", path.display()));
     let doc = std::fs::read_to_string(path).map_err(io("reading"))?;
     let spliced = splice(&doc, name, snippet).map_err(|e| match e {
         Error::Splice(why) => Error::Splice(format!("{}: {why}", path.display())),

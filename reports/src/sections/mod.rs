@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use weir_gate::{Gate, GateFile};
-use weir_harness::ScenarioResult;
+use weir_harness::{ScenarioResult, io_error};
 
 use crate::Error;
 use crate::markdown;
@@ -127,10 +127,8 @@ impl Figures<'_> {
             create_dir(&target)?;
             for ext in ["svg", "png"] {
                 let file = format!("{name}.{ext}");
-                std::fs::copy(dir.join(&file), target.join(&file)).map_err(|source| Error::Io {
-                    context: format!("copying {file} to {}", target.display()),
-                    source,
-                })?;
+                std::fs::copy(dir.join(&file), target.join(&file))
+                    .map_err(io_error(format!("copying {file} to {}", target.display())))?;
             }
         }
         Ok(format!("![{alt}](figures/{name}.svg)\n"))
@@ -146,10 +144,7 @@ impl Figures<'_> {
         if let Some(parent) = target.parent() {
             create_dir(parent)?;
         }
-        std::fs::write(&target, text).map_err(|source| Error::Io {
-            context: format!("writing {}", target.display()),
-            source,
-        })?;
+        std::fs::write(&target, text).map_err(io_error(format!("writing {}", target.display())))?;
         Ok(Some(target))
     }
 }
@@ -188,10 +183,8 @@ pub(crate) fn newest_per_variant(results: &[ScenarioResult]) -> BTreeMap<&str, &
 }
 
 pub(crate) fn create_dir(dir: &Path) -> Result<(), Error> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-        context: format!("creating {}", dir.display()),
-        source,
-    })
+    std::fs::create_dir_all(dir).map_err(io_error(format!("creating {}", dir.display())))?;
+    Ok(())
 }
 
 /// The table shown for a scenario without a section of its own.

@@ -124,7 +124,7 @@ pub async fn run_disconnects(trials: usize, seed: u64, dir: &Path) -> Result<Dis
         let plan = DisconnectPlan::draw(index, &mut rng);
         let outcome = match tokio::time::timeout(TRIAL_TIMEOUT, run_one(plan, dir)).await {
             Ok(Ok(outcome)) => outcome,
-            Ok(Err(error)) => return Err(io_error(format!("disconnect trial {index}"))(error)),
+            Ok(Err(error)) => return Err(io_error(format!("disconnect trial {index}"))(error).into()),
             Err(_) => DisconnectOutcome {
                 plan,
                 outcome: format!("hung for more than {TRIAL_TIMEOUT:?}"),

@@ -44,7 +44,6 @@ pub mod stats;
 mod trials;
 
 use std::fmt;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -68,24 +67,15 @@ pub const MIN_HUNG_TRIALS: usize = 1_000;
 #[non_exhaustive]
 pub enum Error {
     /// An I/O step of the scenario itself failed.
-    #[error("{context}")]
-    Io {
-        /// What was being done.
-        context: String,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] weir_harness::IoError),
     /// The parameters are invalid.
     #[error("invalid cancellation parameters: {0}")]
     InvalidParams(String),
 }
 
-pub(crate) fn io_error(context: String) -> impl FnOnce(io::Error) -> Error {
-    move |source| Error::Io { context, source }
-}
-
 pub use weir_harness::error_text;
+pub(crate) use weir_harness::io_error;
 
 /// A part of the scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,7 +189,7 @@ impl CancellationParams {
 ///
 /// As [`run`], and when the runtime cannot be built.
 pub fn run_blocking(params: &CancellationParams, out: &Path) -> Result<Vec<ScenarioResult>, Error> {
-    let runtime = weir_harness::runtime().map_err(io_error("building the runtime".to_owned()))?;
+    let runtime = weir_harness::runtime().map_err(io_error("building the runtime"))?;
     runtime.block_on(run(params, out))
 }
 
@@ -219,7 +209,7 @@ pub async fn run(params: &CancellationParams, out: &Path) -> Result<Vec<Scenario
     let dir = match &params.work_dir {
         Some(dir) => dir.clone(),
         None => {
-            scratch = tempfile::tempdir().map_err(io_error("creating a scratch directory".to_owned()))?;
+            scratch = tempfile::tempdir().map_err(io_error("creating a scratch directory"))?;
             scratch.path().to_path_buf()
         }
     };

@@ -241,7 +241,7 @@ pub async fn run_shutdown(plan: &ShutdownPlan, dir: &Path, trigger: Trigger) -> 
         let error = result
             .err()
             .unwrap_or_else(|| io::Error::other("shutdown ended before any signal"));
-        return Err(io_error("installing the signal handlers".to_owned())(error));
+        return Err(io_error("installing the signal handlers")(error).into());
     }
     let signaller = match trigger {
         Trigger::SelfSignal => {
@@ -259,20 +259,20 @@ pub async fn run_shutdown(plan: &ShutdownPlan, dir: &Path, trigger: Trigger) -> 
             None
         }
     };
-    let summary = shutdown.await.map_err(io_error("waiting for the signal".to_owned()))?;
+    let summary = shutdown.await.map_err(io_error("waiting for the signal"))?;
     let shutdown_returned_ms = ms_since(start);
     let signal_sent_ms = match signaller {
         Some(task) => Some(
             task.await
-                .map_err(|e| io_error("sending SIGTERM".to_owned())(io::Error::other(e)))?
-                .map_err(io_error("sending SIGTERM".to_owned()))?,
+                .map_err(|e| io_error("sending SIGTERM")(io::Error::other(e)))?
+                .map_err(io_error("sending SIGTERM"))?,
         ),
         None => None,
     };
 
     let (shutdown_began_ms, late) = late
         .await
-        .map_err(|e| io_error("the late arrivals".to_owned())(io::Error::other(e)))?;
+        .map_err(|e| io_error("the late arrivals")(io::Error::other(e)))?;
     let deadline_ms = shutdown_began_ms + plan.grace.as_secs_f64() * 1e3;
     let margin_ms = plan.margin.as_secs_f64() * 1e3;
     let mut records = Vec::with_capacity(runs.len());
@@ -280,7 +280,7 @@ pub async fn run_shutdown(plan: &ShutdownPlan, dir: &Path, trigger: Trigger) -> 
     for run in runs {
         let (index, sink_name, target, probe, result, returned_ms) = run
             .await
-            .map_err(|e| io_error("an ingestion task".to_owned())(io::Error::other(e)))?;
+            .map_err(|e| io_error("an ingestion task")(io::Error::other(e)))?;
         let planned_ms = plan.planned_ms(index);
         let expected = if planned_ms + margin_ms < deadline_ms {
             Expected::Finish
@@ -332,7 +332,7 @@ pub async fn run_shutdown(plan: &ShutdownPlan, dir: &Path, trigger: Trigger) -> 
     stop_sampling.cancel();
     let active_samples = sampler
         .await
-        .map_err(|e| io_error("the sampler".to_owned())(io::Error::other(e)))?;
+        .map_err(|e| io_error("the sampler")(io::Error::other(e)))?;
     let temp_files_left = temp_files(dir);
     let fds_after = settle(fds_before, Duration::from_secs(1), open_fds).await;
     let threads_after = settle(threads_before, Duration::from_secs(1), threads).await;

@@ -54,14 +54,8 @@ const GIB: u64 = 1 << 30;
 #[non_exhaustive]
 pub enum Error {
     /// An I/O step of the harness itself failed.
-    #[error("{context}")]
-    Io {
-        /// What was being done.
-        context: String,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] weir_harness::IoError),
     /// The parameters or the selection are invalid.
     #[error("invalid flow parameters: {0}")]
     InvalidParams(String),
@@ -81,10 +75,7 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
-        Self::Io {
-            context: context.into(),
-            source,
-        }
+        Self::Io(weir_harness::IoError::new(context, source))
     }
 }
 

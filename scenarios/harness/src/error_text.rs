@@ -1,4 +1,37 @@
-//! Errors as the one-line text a result records.
+//! Errors: the one-line text a result records, and the lab's one I/O error.
+
+/// An I/O step of the lab itself that failed, with what was being done:
+/// the `Io` variant of every lab crate's error (`#[error(transparent)]
+/// Io(#[from] IoError)`), so that none of them spells its own.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}")]
+pub struct IoError {
+    context: String,
+    #[source]
+    source: std::io::Error,
+}
+
+impl IoError {
+    /// The failure `source` of the step `context` ("writing a result to ...").
+    pub fn new(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// What was being done.
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+}
+
+/// `map_err(io_error("creating ..."))`: the step's name around an
+/// `io::Error`, for `?` into any lab error that has an `Io(IoError)` variant.
+pub fn io_error(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> IoError {
+    let context = context.into();
+    move |source| IoError { context, source }
+}
 
 /// An error and its sources, joined with `": "`, each source skipped when
 /// its text is already part of the message.

@@ -48,7 +48,7 @@ mod synthetic;
 
 pub use cpu::{child_pids, cpu_seconds, load_average, parent_pid, process_name, tree_cpu_seconds};
 pub use criterion::criterion_results;
-pub use error_text::error_text;
+pub use error_text::{IoError, error_text, io_error};
 pub use fds::open_fds;
 pub use lag::{LagProbe, LagSeries};
 pub use paired::{PairedRatio, Round, a_first, median, quantile};

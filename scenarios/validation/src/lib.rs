@@ -25,7 +25,6 @@ mod matrix;
 pub mod observe;
 
 use std::fmt::Write as _;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -40,21 +39,12 @@ pub use matrix::{Config, Row, SinkKind, SourceKind, plan, run_row};
 #[non_exhaustive]
 pub enum Error {
     /// An I/O step of the scenario itself failed.
-    #[error("{context}")]
-    Io {
-        /// What was being done.
-        context: String,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
-    },
-}
-
-fn io_error(context: String) -> impl FnOnce(io::Error) -> Error {
-    move |source| Error::Io { context, source }
+    #[error(transparent)]
+    Io(#[from] weir_harness::IoError),
 }
 
 pub use weir_harness::error_text;
+use weir_harness::io_error;
 
 /// What to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,7 +133,7 @@ pub fn figures(rows: &[Row], fds_before: usize, fds_after: usize) -> ValidationM
 ///
 /// As [`run`], and when the runtime cannot be built.
 pub fn run_blocking(params: &ValidationParams, out: &Path) -> Result<Vec<ScenarioResult>, Error> {
-    let runtime = weir_harness::runtime().map_err(io_error("building the runtime".to_owned()))?;
+    let runtime = weir_harness::runtime().map_err(io_error("building the runtime"))?;
     runtime.block_on(run(params, out))
 }
 
@@ -161,7 +151,7 @@ pub async fn run(params: &ValidationParams, out: &Path) -> Result<Vec<ScenarioRe
     let dir = match &params.work_dir {
         Some(dir) => dir.clone(),
         None => {
-            scratch = tempfile::tempdir().map_err(io_error("creating a scratch directory".to_owned()))?;
+            scratch = tempfile::tempdir().map_err(io_error("creating a scratch directory"))?;
             scratch.path().to_path_buf()
         }
     };
