@@ -39,6 +39,14 @@ pg-up:
 pg-down:
     bash scripts/pg-down.sh
 
+# Starts a NATS JetStream cluster on loopback (3 nodes; `just nats-up --single` for one), installing Debian's nats-server if missing; writes NATS_URL and the nodes' PID files to .nats/env, which the tests read when NATS_URL is unset.
+nats-up *ARGS:
+    bash scripts/nats-up.sh {{ARGS}}
+
+# Stops the NATS nodes that `just nats-up` started, by PID (their stores stay in .nats/).
+nats-down:
+    bash scripts/nats-down.sh
+
 # Re-runs exactly the chaos case a failing test printed (SINK: memory, file or null; default all).
 replay SEED SINK="":
     cargo run -q -p weir-testkit --bin chaos-replay -- {{SEED}} {{SINK}}

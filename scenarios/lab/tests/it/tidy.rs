@@ -12,7 +12,7 @@ fn root() -> PathBuf {
 }
 
 /// The product crates' folders: what a user depends on.
-const PRODUCTS: &[&str] = &["engine", "transforms", "object-store", "http", "datasync"];
+const PRODUCTS: &[&str] = &["engine", "transforms", "object-store", "http", "datasync", "jetstream"];
 
 /// Crates the engine must never depend on: HTTP, PostgreSQL, plotting,
 /// benchmarking (the engine stays small; those live at the edges).
@@ -30,6 +30,7 @@ const ENGINE_FORBIDDEN: &[&str] = &[
     "plotters",
     "criterion",
     "object_store",
+    "async-nats",
 ];
 
 /// One workspace crate: its folder (relative to the root), package name and
