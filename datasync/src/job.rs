@@ -73,6 +73,12 @@ pub struct JobConfig {
     /// [`CopyTarget::Staging`]. The first segment of a run always goes
     /// through staging: it may meet repeats of what a killed run committed.
     pub fast_target: CopyTarget,
+    /// Where a job with no committed position starts (`None`: the log's
+    /// start): a range of the log, as a work item of the distributed job.
+    pub start: Option<Resume>,
+    /// Where its range ends: Unix ms of the first event it need not read
+    /// (`None`: the log's end). See [`Checkpoint::ends`](crate::protocol::Checkpoint::ends).
+    pub until_ms: Option<u64>,
 }
 
 impl JobConfig {
@@ -96,6 +102,8 @@ impl JobConfig {
             max_in_flight: 8,
             pipeline_depth: 2,
             fast_target: CopyTarget::Events,
+            start: None,
+            until_ms: None,
         }
     }
 }
@@ -204,7 +212,10 @@ pub async fn run_job(config: &JobConfig) -> Result<JobReport, crate::Error> {
         connections.push(extra);
     }
     let window = Arc::new(DedupWindow::new(depth + 2));
-    let mut committed = state.resume;
+    let mut committed = match &config.start {
+        Some(start) if state.resume == Resume::default() && !state.done => start.clone(),
+        _ => state.resume,
+    };
     let mut running = FuturesOrdered::new();
     let mut next: Option<(Resume, CopyTarget)> = (!report.done).then(|| (committed.clone(), CopyTarget::Staging));
     let mut prev_turn: Option<oneshot::Receiver<()>> = None;
@@ -216,7 +227,7 @@ pub async fn run_job(config: &JobConfig) -> Result<JobReport, crate::Error> {
             && running.len() < depth
             && let Some((resume, target)) = next.take()
         {
-            let segment = Segment::new(&config.job);
+            let segment = Segment::new(&config.job).until(config.until_ms);
             let (release, after) = oneshot::channel();
             let turn = match prev_turn.replace(after) {
                 Some(prev) => Turn::after(prev, release),
@@ -290,7 +301,7 @@ pub async fn run_job(config: &JobConfig) -> Result<JobReport, crate::Error> {
                     cursor: Some(checkpoint.next_cursor.clone()),
                     watermark: checkpoint.watermark.clone(),
                 };
-                report.done = checkpoint.remaining == 0;
+                report.done = checkpoint.ends(config.until_ms);
                 report.segments += 1;
                 report.lines += progress.lines;
                 report.rows_staged += tally.rows_staged;
@@ -320,7 +331,7 @@ pub async fn run_job(config: &JobConfig) -> Result<JobReport, crate::Error> {
                 // The segment being parsed is parsed to its last checkpoint:
                 // the next one may start reading from there.
                 let checkpoint = parsing.take().and_then(|s| s.progress.lock().ok().and_then(|p| p.checkpoint.clone()));
-                if let Some(checkpoint) = checkpoint.filter(|c| c.remaining > 0) {
+                if let Some(checkpoint) = checkpoint.filter(|c| !c.ends(config.until_ms)) {
                     let resume = Resume {
                         cursor: Some(checkpoint.next_cursor),
                         watermark: checkpoint.watermark,
@@ -397,7 +408,7 @@ async fn committed_segment(
     segment: &Segment,
     plan: SegmentPlan,
 ) -> Result<(), crate::Error> {
-    let source = ApiSource::new(client, plan.resume, plan.lines, Arc::clone(&segment.progress));
+    let source = ApiSource::new(client, plan.resume, plan.lines, Arc::clone(&segment.progress)).until(config.until_ms);
     let parse = ParseEvents::new(RowFormat::BinaryCopy, config.frame_bytes, Arc::clone(&segment.tally))
         .dedup(plan.window)
         .notify_end(Arc::clone(&segment.end));

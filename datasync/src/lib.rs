@@ -11,6 +11,9 @@
 //!   transform and [`sink::PgCopySink`] (binary COPY into a staging table,
 //!   then `INSERT ... ON CONFLICT DO NOTHING`) as the sink; the rows, the
 //!   dead letters and the API position commit in one transaction.
+//! - [`work`]: the job spread over NATS JetStream: a planner's time ranges
+//!   as work items on a replicated work queue, workers that run the job per
+//!   item and ack it only after its commit.
 //! - [`cli`]: the command lines of `weir-lab datasync` and
 //!   `weir-lab datasync-api`.
 //!
@@ -39,6 +42,7 @@ pub mod pg;
 pub mod protocol;
 pub mod sink;
 pub mod source;
+pub mod work;
 
 pub use job::{JobConfig, JobReport, SinkKind, run_job};
 
@@ -66,6 +70,12 @@ pub enum Error {
     /// Invalid parameters.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The NATS work queue (connecting, the stream, the consumer).
+    #[error("work queue: {0}")]
+    Queue(String),
+    /// A work item's batch.
+    #[error(transparent)]
+    Batch(#[from] weir_jetstream::Error),
 }
 
 /// Checks the exactly-once outcome: `None` when the ids stored in `db` and

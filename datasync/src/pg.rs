@@ -358,6 +358,8 @@ impl Db {
 #[derive(Debug)]
 pub(crate) struct SegmentCommit<'a> {
     pub job: &'a str,
+    /// The job's range is complete at this checkpoint.
+    pub done: bool,
     pub checkpoint: &'a Checkpoint,
     pub rows_inserted: u64,
     pub dead_letters: Vec<DeadLetter>,
@@ -395,7 +397,7 @@ pub(crate) async fn commit_segment(client: &Client, commit: SegmentCommit<'_>) -
                 &checkpoint.next_cursor,
                 &checkpoint.watermark,
                 &remaining,
-                &(checkpoint.remaining == 0),
+                &commit.done,
                 &rows,
                 &dead,
             ],

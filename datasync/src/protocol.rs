@@ -55,6 +55,24 @@ pub struct Checkpoint {
     pub last: bool,
 }
 
+impl Checkpoint {
+    /// Whether a job reading up to `until_ms` (Unix milliseconds; `None`:
+    /// the log's end) is complete at this checkpoint: the log holds nothing
+    /// after it, or the last event before it is at or after `until_ms`
+    /// (timestamps increase with the position, so every earlier event has
+    /// been read; a job reads past its end to the next checkpoint, which
+    /// the next range's rows and dead letters absorb idempotently).
+    pub fn ends(&self, until_ms: Option<u64>) -> bool {
+        self.remaining == 0
+            || until_ms.is_some_and(|until| {
+                self.watermark
+                    .as_deref()
+                    .and_then(crate::dataset::parse_ms)
+                    .is_some_and(|last| last >= until)
+            })
+    }
+}
+
 /// The body of a page (`GET /v1/events`).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Page {

@@ -47,6 +47,8 @@ pub struct Segment {
     pub committed: Arc<StdMutex<Option<CommitTally>>>,
     /// Notified by the source when the segment's last checkpoint arrived.
     pub end: Arc<Notify>,
+    /// Where the job's range ends (see [`Checkpoint::ends`]).
+    pub until_ms: Option<u64>,
 }
 
 /// The order in which pipelined segments move rows into `events` and
@@ -99,7 +101,15 @@ impl Segment {
             tally: SharedTally::default(),
             committed: Arc::default(),
             end: Arc::default(),
+            until_ms: None,
         }
+    }
+
+    /// A segment of a job whose range ends at `until_ms`.
+    #[must_use]
+    pub fn until(mut self, until_ms: Option<u64>) -> Self {
+        self.until_ms = until_ms;
+        self
     }
 
     /// The commit's figures, once committed.
@@ -124,6 +134,7 @@ impl Segment {
             client,
             SegmentCommit {
                 job: &self.job,
+                done: checkpoint.ends(self.until_ms),
                 checkpoint: &checkpoint,
                 rows_inserted,
                 dead_letters,

@@ -38,6 +38,9 @@ pub struct ApiSource<'a> {
     client: &'a ApiClient,
     resume: Resume,
     target_lines: u64,
+    /// The range's end (Unix ms of the first event not wanted); `None`:
+    /// the log's end.
+    until_ms: Option<u64>,
     progress: SharedProgress,
     body: Option<Incoming>,
     /// Bytes received after the last yielded checkpoint.
@@ -64,6 +67,7 @@ impl<'a> ApiSource<'a> {
             client,
             resume,
             target_lines: target_lines.max(1),
+            until_ms: None,
             progress,
             body: None,
             buf: BytesMut::new(),
@@ -75,6 +79,14 @@ impl<'a> ApiSource<'a> {
             segment_done: false,
             backoff: None,
         }
+    }
+
+    /// Ends the segment (and the job) at the first checkpoint after the
+    /// events before `until_ms` (see [`Checkpoint::ends`]).
+    #[must_use]
+    pub fn until(mut self, until_ms: Option<u64>) -> Self {
+        self.until_ms = until_ms;
+        self
     }
 
     /// The source as a stream of byte chunks, for [`weir::ingest`].
@@ -114,7 +126,7 @@ impl<'a> ApiSource<'a> {
                 };
                 self.response_done = checkpoint.last;
                 let lines = self.lines_so_far();
-                if checkpoint.remaining == 0 || lines >= self.target_lines {
+                if checkpoint.ends(self.until_ms) || lines >= self.target_lines {
                     self.segment_done = true;
                 }
                 if let Ok(mut progress) = self.progress.lock() {

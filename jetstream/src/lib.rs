@@ -50,7 +50,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use sink::{PublishCounts, PublishSink};
-pub use source::{Batch, BatchLimits, BatchReport};
+pub use source::{Batch, BatchLimits, BatchReport, wait_until_ready};
 
 /// A failure of this crate's source or sink.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +71,9 @@ pub enum Error {
         /// The batch's byte limit.
         max_bytes: usize,
     },
+    /// The consumer cannot serve pulls yet (no leader elected in time).
+    #[error("the consumer is not ready: {0}")]
+    NotReady(String),
     /// The server did not answer the pull request at all.
     #[error("pulling a batch: no answer within {0:?}")]
     PullTimedOut(Duration),

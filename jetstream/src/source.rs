@@ -73,6 +73,34 @@ impl BatchLimits {
     }
 }
 
+/// Waits until `consumer` can serve pulls: on a cluster, until its RAFT
+/// group has elected a leader (a pull sent before is lost without an
+/// answer); a single server's consumer is ready at once.
+///
+/// # Errors
+///
+/// [`Error::NotReady`] when no leader came within `within`, or the consumer
+/// cannot be asked.
+pub async fn wait_until_ready(consumer: &mut PullConsumer, within: Duration) -> Result<(), Error> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let ready = match consumer.info().await {
+            Ok(info) => info.cluster.as_ref().is_none_or(|c| c.leader.is_some()),
+            Err(error) if tokio::time::Instant::now() >= deadline => {
+                return Err(Error::NotReady(format!("{error}")));
+            }
+            Err(_) => false,
+        };
+        if ready {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::NotReady(format!("no consumer leader within {within:?}")));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// What one committed batch did.
 #[derive(Debug, Clone)]
 pub struct BatchReport {
@@ -133,11 +161,13 @@ impl Batch {
             request = request.max_bytes(limits.max_bytes);
         }
         let mut rest = request.messages().await.map_err(|e| Error::Pull(Box::new(e)))?;
-        // The batch ends by itself at `expires`; the margin covers a server
-        // that never answers at all.
-        let first = tokio::time::timeout(limits.expires + Duration::from_secs(5), rest.next()).await;
+        // A live server ends the batch at `expires` itself. No answer at
+        // all means the request was lost (sent while the consumer had no
+        // leader, for example): say so soon, so that the caller asks again.
+        let patience = limits.expires + (limits.expires / 2).max(Duration::from_secs(1));
+        let first = tokio::time::timeout(patience, rest.next()).await;
         match first {
-            Err(_) => Err(Error::PullTimedOut(limits.expires + Duration::from_secs(5))),
+            Err(_) => Err(Error::PullTimedOut(patience)),
             Ok(None) => Ok(None),
             Ok(Some(Err(error))) if is_full_by_bytes(&error) => Err(Error::MessageTooLarge {
                 max_bytes: limits.max_bytes,
@@ -214,8 +244,11 @@ impl Batch {
         match outcome {
             Ok(report) => {
                 let started = Instant::now();
-                let acks: Vec<Result<(), async_nats::Error>> = stream::iter(&pending)
-                    .map(|m| m.acker.double_ack())
+                // The futures are made here, not by a closure inside the
+                // stream: a closure over borrowed messages would make this
+                // future impossible to spawn (not general enough).
+                let confirms: Vec<_> = pending.iter().map(|m| m.acker.double_ack()).collect();
+                let acks: Vec<Result<(), async_nats::Error>> = stream::iter(confirms)
                     .buffer_unordered(limits.ack_concurrency)
                     .collect()
                     .await;

@@ -6,3 +6,4 @@ mod api;
 mod crash;
 mod job;
 mod support;
+mod work;

@@ -43,7 +43,11 @@ async fn a_committed_batch_is_acked_and_not_redelivered() {
     let batch = Batch::pull(&consumer, &quick_limits()).await.unwrap().expect("a batch");
     let sink = MemorySink::new();
     let handle = sink.handle();
-    let report = batch.ingest(sink, IngestOptions::default()).await.unwrap();
+    // Spawned, as a worker would: the ingestion's future is Send + 'static.
+    let report = tokio::spawn(batch.ingest(sink, IngestOptions::default()))
+        .await
+        .unwrap()
+        .unwrap();
 
     assert_eq!(handle.committed().as_deref(), Some(joined(&sent).as_slice()));
     assert_eq!(

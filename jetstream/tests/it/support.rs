@@ -55,7 +55,7 @@ pub async fn fresh_stream(js: &Context, name: &str) -> Stream {
 
 /// A durable pull consumer on `stream` for `filter`, explicit acks.
 pub async fn consumer(stream: &Stream, name: &str, filter: &str, ack_wait: Duration) -> PullConsumer {
-    stream
+    let mut consumer: PullConsumer = stream
         .create_consumer(pull::Config {
             durable_name: Some(name.to_owned()),
             filter_subject: filter.to_owned(),
@@ -64,7 +64,11 @@ pub async fn consumer(stream: &Stream, name: &str, filter: &str, ack_wait: Durat
             ..Default::default()
         })
         .await
-        .expect("create the test consumer")
+        .expect("create the test consumer");
+    weir_jetstream::wait_until_ready(&mut consumer, Duration::from_secs(10))
+        .await
+        .expect("the consumer's leader");
+    consumer
 }
 
 /// Publishes `messages` to `subject`, each acknowledged by the stream.
