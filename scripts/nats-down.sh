@@ -3,7 +3,7 @@
 # stores stay in .nats/; delete .nats/ to start afresh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DIR=".nats"
+DIR="${WEIR_NATS_DIR:-.nats}"
 if [ ! -f "$DIR/cluster" ]; then
     echo "nats-down: no cluster recorded in $DIR/cluster (nothing started by nats-up)"
     exit 0

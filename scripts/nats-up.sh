@@ -9,7 +9,8 @@
 # - Installs Debian's nats-server package when `nats-server` is missing (as
 #   root: apt-get).
 # - Each node has its own config, store directory, log and PID file under
-#   .nats/<node>/; client, cluster and monitoring ports are free ones from
+#   .nats/<node>/ ($WEIR_NATS_DIR instead of .nats when set: a test's own
+#   cluster); client, cluster and monitoring ports are free ones from
 #   $WEIR_NATS_PORT (default 44220) up, so another checkout's cluster does
 #   not clash.
 # - Waits until JetStream answers on every node and (cluster) a metadata
@@ -23,7 +24,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
-DIR="$ROOT/.nats"
+DIR="${WEIR_NATS_DIR:-$ROOT/.nats}"
 ENV_FILE="$DIR/env"
 NODES=3
 case "${1:-}" in

@@ -14,6 +14,7 @@ use crate::client::RetryPolicy;
 use crate::dataset::Dataset;
 use crate::job::{JobConfig, JobReport, SinkKind, run_job};
 use crate::pg::{Db, database_url};
+use crate::work::{self, PlanReport, WorkItem, WorkerConfig, WorkerReport};
 
 /// The API key the mock API and the job use unless told otherwise.
 pub const DEFAULT_API_KEY: &str = "weir-datasync-key";
@@ -122,6 +123,125 @@ pub async fn run_job_args(args: &JobArgs) -> Result<JobReport, crate::Error> {
         tracing::info!(schema = config.schema, "schema dropped");
     }
     run_job(&config).await
+}
+
+/// Where the NATS work queue is.
+#[derive(Debug, Clone, Args)]
+pub struct QueueArgs {
+    /// NATS servers, comma-separated; when absent, NATS_URL, then the
+    /// .nats/env that `just nats-up` writes.
+    #[arg(long)]
+    pub nats: Option<String>,
+    /// The work-queue stream.
+    #[arg(long, default_value = "DATASYNC_WORK")]
+    pub queue: String,
+}
+
+impl QueueArgs {
+    /// The servers to connect to.
+    ///
+    /// # Errors
+    ///
+    /// When none is configured.
+    pub fn servers(&self) -> Result<Vec<String>, crate::Error> {
+        match &self.nats {
+            Some(list) => Ok(list
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()),
+            None => Ok(weir_jetstream::nats_servers()?),
+        }
+    }
+}
+
+/// Arguments of the planner: splits the log into work items and queues them.
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    /// The job (its API; `--job` names the items `<job>/<since_ms>`).
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// The queue.
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// Work items (time ranges of equal width; the last one open).
+    #[arg(long, default_value_t = 64)]
+    pub items: u64,
+    /// Replicas of the work-queue stream (at most the cluster's nodes).
+    #[arg(long, default_value_t = 3)]
+    pub replicas: usize,
+}
+
+/// Plans the job's log and queues the items (a re-plan queues none twice).
+///
+/// # Errors
+///
+/// The API, the queue.
+pub async fn plan_args(args: &PlanArgs) -> Result<(Vec<WorkItem>, PlanReport), crate::Error> {
+    let config = args.job.config()?;
+    let js = work::connect(&args.queue.servers()?).await?;
+    work::ensure_queue(&js, &args.queue.queue, args.replicas).await?;
+    let client = crate::client::ApiClient::new(&config.api_url, config.api_key.clone(), config.retry)?;
+    let items = work::plan(&client, &config.job, args.items).await?;
+    let report = work::publish_plan(&js, &args.queue.queue, &items).await?;
+    Ok((items, report))
+}
+
+/// The one-line JSON summary of a plan, as `plan` prints it.
+pub fn plan_summary(items: &[WorkItem], report: &PlanReport) -> String {
+    serde_json::json!({ "items": items.len(), "queued": report.queued, "already_queued": report.already_queued })
+        .to_string()
+}
+
+/// Arguments of a worker: takes work items until the queue stays empty.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// The job every item runs (API, database, schema, segment size).
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// The queue.
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// The durable consumer the workers share.
+    #[arg(long, default_value = "workers")]
+    pub consumer: String,
+    /// An item without an ack or an in-progress signal this long goes to
+    /// another worker.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub ack_wait: Duration,
+    /// Exit after the queue has been empty this long (default: never).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub idle_exit: Option<Duration>,
+    /// Fault injection for the crash test: wait this long between an item's
+    /// commit and its ack.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub hold_before_ack: Duration,
+}
+
+/// Runs a worker until the queue stays empty for `--idle-exit` (or Ctrl-C).
+///
+/// # Errors
+///
+/// The queue cannot be reached.
+pub async fn run_worker_args(args: &WorkerArgs) -> Result<WorkerReport, crate::Error> {
+    let mut job = args.job.config()?;
+    job.progress = false;
+    let config = WorkerConfig {
+        job,
+        stream: args.queue.queue.clone(),
+        consumer: args.consumer.clone(),
+        ack_wait: args.ack_wait,
+        idle_exit: args.idle_exit,
+        hold_before_ack: args.hold_before_ack,
+    };
+    let js = work::connect(&args.queue.servers()?).await?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let on_interrupt = stop.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        on_interrupt.cancel();
+    });
+    work::run_worker(&js, &config, stop).await
 }
 
 /// Fault presets of the mock API.

@@ -191,6 +191,10 @@ pub struct WorkerConfig {
     /// Stop after the queue has been empty this long (`None`: run until
     /// cancelled).
     pub idle_exit: Option<Duration>,
+    /// Fault injection for the crash test: after an item's job committed,
+    /// wait this long before the ack, so that a kill lands between commit
+    /// and ack. Zero in normal use.
+    pub hold_before_ack: Duration,
 }
 
 /// What a worker did.
@@ -252,7 +256,8 @@ pub async fn worker_consumer(js: &Context, config: &WorkerConfig) -> Result<Pull
 ///
 /// # Errors
 ///
-/// The queue cannot be reached. A failing item is not an error: it is
+/// The queue cannot be reached (after 20 attempts half a second apart, which
+/// a leader election never outlasts). A failing item is not an error: it is
 /// naked, counted, and taken again (by this worker or another).
 pub async fn run_worker(
     js: &Context,
@@ -260,7 +265,22 @@ pub async fn run_worker(
     stop: CancellationToken,
 ) -> Result<WorkerReport, crate::Error> {
     let started = Instant::now();
-    let consumer = worker_consumer(js, config).await?;
+    // A leader election (a lost node) makes the first requests time out:
+    // keep asking for a while before calling the queue unreachable.
+    let consumer = {
+        let mut attempt = 0u32;
+        loop {
+            match worker_consumer(js, config).await {
+                Ok(consumer) => break consumer,
+                Err(error) if attempt < 20 && !stop.is_cancelled() => {
+                    attempt += 1;
+                    tracing::warn!(%error, attempt, "the work queue is not reachable yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    };
     let limits = BatchLimits {
         max_messages: 1,
         max_bytes: 0,
@@ -297,6 +317,7 @@ pub async fn run_worker(
         let outcome = Arc::new(Mutex::new(ItemOutcome::default()));
         let sink = ItemSink {
             job: config.job.clone(),
+            hold_before_ack: config.hold_before_ack,
             descriptor: Vec::new(),
             outcome: Arc::clone(&outcome),
         };
@@ -311,6 +332,7 @@ pub async fn run_worker(
         let outcome = outcome.lock().unwrap_or_else(PoisonError::into_inner).clone();
         match result {
             Ok(batch) => {
+                tracing::info!(redelivered = batch.redelivered, "item acked");
                 report.items += 1;
                 report.redelivered += batch.redelivered;
                 report.already_done += u64::from(outcome.already_done);
@@ -361,6 +383,7 @@ struct ItemOutcome {
 #[derive(Debug)]
 struct ItemSink {
     job: JobConfig,
+    hold_before_ack: Duration,
     descriptor: Vec<u8>,
     outcome: Arc<Mutex<ItemOutcome>>,
 }
@@ -397,11 +420,29 @@ impl Sink for ItemSink {
         job.progress = false;
         job.export_ids = None;
         let report = run_job(&job).await?;
-        let mut outcome = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);
-        outcome.already_done = report.resumed && report.segments == 0;
-        outcome.rows_inserted = report.rows_inserted;
-        outcome.dead_letters = report.dead_letters;
-        outcome.lines = report.lines;
+        let already_done = report.resumed && report.segments == 0;
+        tracing::info!(
+            item = item.job,
+            rows_inserted = report.rows_inserted,
+            dead_letters = report.dead_letters,
+            already_done,
+            "item committed"
+        );
+        {
+            let mut outcome = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);
+            outcome.already_done = already_done;
+            outcome.rows_inserted = report.rows_inserted;
+            outcome.dead_letters = report.dead_letters;
+            outcome.lines = report.lines;
+        }
+        if !self.hold_before_ack.is_zero() {
+            tracing::info!(
+                item = item.job,
+                hold_ms = self.hold_before_ack.as_millis() as u64,
+                "holding before the ack"
+            );
+            tokio::time::sleep(self.hold_before_ack).await;
+        }
         Ok(())
     }
 

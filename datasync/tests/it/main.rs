@@ -7,3 +7,4 @@ mod crash;
 mod job;
 mod support;
 mod work;
+mod work_faults;

@@ -46,6 +46,7 @@ fn worker_config(api_url: &str, schema: &str, queue: &str) -> WorkerConfig {
         consumer: "workers".to_owned(),
         ack_wait: Duration::from_secs(5),
         idle_exit: Some(Duration::from_secs(2)),
+        hold_before_ack: Duration::ZERO,
     }
 }
 

@@ -18,6 +18,26 @@ pub fn job(args: &JobArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Plans the log into work items on the JetStream queue.
+pub fn plan(args: &weir_datasync::cli::PlanArgs) -> anyhow::Result<()> {
+    let dispatch = cli::json_dispatch(tracing::Level::INFO);
+    let _logs = tracing::dispatcher::set_default(&dispatch);
+    let runtime = cli::runtime_logging_to(dispatch.clone())?;
+    let (items, report) = runtime.block_on(cli::plan_args(args))?;
+    println!("{}", cli::plan_summary(&items, &report));
+    Ok(())
+}
+
+/// Runs one worker until the queue stays empty for `--idle-exit`.
+pub fn worker(args: &weir_datasync::cli::WorkerArgs) -> anyhow::Result<()> {
+    let dispatch = cli::json_dispatch(tracing::Level::INFO);
+    let _logs = tracing::dispatcher::set_default(&dispatch);
+    let runtime = cli::runtime_logging_to(dispatch.clone())?;
+    let report = runtime.block_on(cli::run_worker_args(args))?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
 /// Serves the mock API until Ctrl-C.
 pub fn api(args: &ApiArgs) -> anyhow::Result<()> {
     let dispatch = cli::json_dispatch(tracing::Level::INFO);

@@ -50,6 +50,10 @@ enum Command {
     Datasync(weir_datasync::cli::JobArgs),
     /// Serves the mock DataSync event API (seeded events and faults) until Ctrl-C.
     DatasyncApi(weir_datasync::cli::ApiArgs),
+    /// Splits the DataSync API's log into work items on a NATS JetStream work queue (`just nats-up`); a re-plan queues nothing twice.
+    DatasyncPlan(weir_datasync::cli::PlanArgs),
+    /// Takes DataSync work items from the queue and runs the job for each, acked only after its commit; many may run, on many machines.
+    DatasyncWorker(weir_datasync::cli::WorkerArgs),
     /// Runs the quick profile of every scenario and checks the committed gates (ratios, memory ceilings, correctness counts); exits 1 on a breach.
     Gate(gate::GateArgs),
     /// Measures one case in this (fresh) process; used by `run`, not by people.
@@ -254,6 +258,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(&args)?,
         Command::Datasync(args) => datasync::job(&args)?,
         Command::DatasyncApi(args) => datasync::api(&args)?,
+        Command::DatasyncPlan(args) => datasync::plan(&args)?,
+        Command::DatasyncWorker(args) => datasync::worker(&args)?,
     }
     Ok(())
 }
