@@ -2,49 +2,48 @@
 //! mock event API) and `weir-lab run datasync` (the scenario: the job vs
 //! staging-only COPY, the two-stage TSV design and row-by-row INSERT).
 
-use weir_datasync::cli::{self, ApiArgs, JobArgs};
+use weir_datasync::cli::{self, ApiArgs, JobArgs, PlanArgs, WorkerArgs};
 use weir_datasync_lab::DatasyncParams;
 use weir_harness::ScenarioResult;
 
 use crate::RunArgs;
 
-/// Runs the job with JSON logs on stdout and prints its report as JSON.
-pub fn job(args: &JobArgs) -> anyhow::Result<()> {
+/// Runs `work` to completion on a runtime whose every thread logs JSON to
+/// stdout, as the calling thread does meanwhile.
+fn with_json_logs<T, E>(work: impl std::future::Future<Output = Result<T, E>>) -> anyhow::Result<T>
+where
+    anyhow::Error: From<E>,
+{
     let dispatch = cli::json_dispatch(tracing::Level::INFO);
     let _logs = tracing::dispatcher::set_default(&dispatch);
     let runtime = cli::runtime_logging_to(dispatch.clone())?;
-    let report = runtime.block_on(cli::run_job_args(args))?;
+    Ok(runtime.block_on(work)?)
+}
+
+/// Runs the job with JSON logs on stdout and prints its report as JSON.
+pub fn job(args: &JobArgs) -> anyhow::Result<()> {
+    let report = with_json_logs(cli::run_job_args(args))?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
 
 /// Plans the log into work items on the JetStream queue.
-pub fn plan(args: &weir_datasync::cli::PlanArgs) -> anyhow::Result<()> {
-    let dispatch = cli::json_dispatch(tracing::Level::INFO);
-    let _logs = tracing::dispatcher::set_default(&dispatch);
-    let runtime = cli::runtime_logging_to(dispatch.clone())?;
-    let (items, report) = runtime.block_on(cli::plan_args(args))?;
+pub fn plan(args: &PlanArgs) -> anyhow::Result<()> {
+    let (items, report) = with_json_logs(cli::plan_args(args))?;
     println!("{}", cli::plan_summary(&items, &report));
     Ok(())
 }
 
 /// Runs one worker until the queue stays empty for `--idle-exit`.
-pub fn worker(args: &weir_datasync::cli::WorkerArgs) -> anyhow::Result<()> {
-    let dispatch = cli::json_dispatch(tracing::Level::INFO);
-    let _logs = tracing::dispatcher::set_default(&dispatch);
-    let runtime = cli::runtime_logging_to(dispatch.clone())?;
-    let report = runtime.block_on(cli::run_worker_args(args))?;
+pub fn worker(args: &WorkerArgs) -> anyhow::Result<()> {
+    let report = with_json_logs(cli::run_worker_args(args))?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
 
 /// Serves the mock API until Ctrl-C.
 pub fn api(args: &ApiArgs) -> anyhow::Result<()> {
-    let dispatch = cli::json_dispatch(tracing::Level::INFO);
-    let _logs = tracing::dispatcher::set_default(&dispatch);
-    let runtime = cli::runtime_logging_to(dispatch.clone())?;
-    runtime.block_on(cli::serve_api_until_interrupted(args))?;
-    Ok(())
+    with_json_logs(cli::serve_api_until_interrupted(args))
 }
 
 /// Runs the scenario: `--full` for 3,000,000 events, `--variant` to pick
