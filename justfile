@@ -54,6 +54,7 @@ replay SEED SINK="":
 # The main job: every scenario (flow, delivery and datasync at full size, the others' default profiles), every criterion bench, then `just report` and the gates' verdicts on what it measured ("N of M gates pass", breaches listed; a measurement run, so it exits 0 when every scenario ran). Writes only to ignored paths: RESULTS (emptied first), target/criterion and reports/out; `just publish` puts the figures into the committed documents.
 bench-all RESULTS="results":
     just pg-up
+    just nats-up
     cargo build --release --locked -q -p weir-lab
     rm -rf {{RESULTS}}
     for s in flow delivery datasync; do cargo run --release --locked -q -p weir-lab -- run "$s" --full --out {{RESULTS}} || exit 1; done
@@ -76,5 +77,6 @@ flow *ARGS:
 
 # The regression gate: short criterion benches, every scenario's quick profile, then gates.toml; a first breach is measured twice more and the median of the three decides; exits non-zero on a confirmed breach.
 gate OUT="target/gate":
+    just nats-up
     cargo bench --locked -q -p weir-benches -- --warm-up-time 1 --measurement-time 2 --noplot
     cargo run --release --locked -q -p weir-lab -- gate --out {{OUT}} --criterion target/criterion --bench-command "cargo bench --locked -q -p weir-benches -- --warm-up-time 1 --measurement-time 2 --noplot"

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 use weir_harness::ScenarioResult;
-use weir_harness::figures::datasync::{DatasyncEncoding, DatasyncRun};
+use weir_harness::figures::datasync::{DatasyncEncoding, DatasyncRun, DatasyncScale};
 
 use super::newest_per_variant;
 
@@ -47,10 +47,61 @@ fn job_runs<'a>(newest: &BTreeMap<&str, &'a ScenarioResult>) -> Vec<&'a Scenario
     runs.extend(
         newest
             .iter()
-            .filter(|(v, _)| **v != ENCODING && !VARIANTS.iter().any(|(k, _)| k == *v))
+            .filter(|(v, _)| **v != ENCODING && !is_scale(v) && !VARIANTS.iter().any(|(k, _)| k == *v))
             .map(|(_, r)| *r),
     );
     runs
+}
+
+/// The job spread over NATS JetStream workers (`jetstream-N`).
+fn is_scale(variant: &str) -> bool {
+    variant.starts_with("jetstream-")
+}
+
+/// One row per worker count: events/s, CPU per event by side, the paired
+/// ratio of one worker over the single-process job.
+fn scale_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table {
+    let mut table = Table::new([
+        "variant",
+        "workers",
+        "N events",
+        "time",
+        "events/s",
+        "vs single-process job (paired median [min, max], rounds)",
+        "CPU us/event: workers",
+        "NATS",
+        "PostgreSQL",
+        "mock API",
+        "exactly once verified",
+        "outcome",
+    ]);
+    let us = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
+    let mut runs: Vec<&ScenarioResult> = newest.iter().filter(|(v, _)| is_scale(v)).map(|(_, r)| *r).collect();
+    runs.sort_by_key(|r| r.figures::<DatasyncScale>().map_or(0, |f| f.workers));
+    for r in runs {
+        let f = r.figures::<DatasyncScale>().unwrap_or_default();
+        table.row([
+            r.variant.clone(),
+            f.workers.to_string(),
+            r.params
+                .get("events")
+                .and_then(Value::as_u64)
+                .map_or_else(|| "-".to_owned(), |n| n.to_string()),
+            format!("{:.2} s", f.elapsed_s),
+            format!("{:.0}", f.events_per_s),
+            f.vs_single_process_rounds.as_ref().map_or_else(
+                || "-".to_owned(),
+                |p| format!("{:.2}x [{:.2}, {:.2}], {}", p.median, p.min, p.max, p.rounds.len()),
+            ),
+            us(f.cpu_workers_us_per_event),
+            us(f.cpu_nats_us_per_event),
+            us(f.cpu_postgres_us_per_event),
+            us(f.cpu_api_us_per_event),
+            if f.verified { "yes" } else { "NO" }.to_owned(),
+            r.outcome.clone(),
+        ]);
+    }
+    table
 }
 
 fn events_per_s(r: &ScenarioResult) -> Option<f64> {
@@ -161,6 +212,18 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
             )?);
             md.push('\n');
         }
+    }
+    let scale = scale_table(&newest);
+    if !scale.rows.is_empty() {
+        let _ = writeln!(
+            md,
+            "The job spread over NATS JetStream (`just nats-up`: 3 nodes on this machine): the log planned into \
+             time ranges on a replicated work queue, worker processes (`weir-lab datasync-worker`) taking one \
+             item at a time, each acked after its commit. Time runs from planning to the last ack. Workers, \
+             NATS, PostgreSQL and the mock API share this machine's cores, so more workers here measure \
+             contention, not scale-out.\n\n{}",
+            markdown::table(&scale)
+        );
     }
     if let Some(copy) = newest.get("copy").map(|r| job(r))
         && let (Some(client), Some(server), Some(bound)) = (

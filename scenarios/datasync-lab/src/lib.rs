@@ -37,6 +37,7 @@ use weir_datasync::sink::CopyTarget;
 
 use crate::two_stage::run_two_stage;
 
+mod scale;
 pub mod two_stage;
 
 pub use weir_datasync::Error;
@@ -69,14 +70,19 @@ pub const VARIANT_ROW_BY_ROW_AUTOCOMMIT: &str = "row-by-row-autocommit";
 /// Pre-encoded binary COPY frames vs `BinaryCopyInWriter`, no API.
 pub const VARIANT_ENCODING: &str = "copy-encoding";
 
+pub use scale::{VARIANT_JETSTREAM_1, VARIANT_JETSTREAM_2, VARIANT_JETSTREAM_4};
+
 /// Every variant, in the order they run.
-pub const VARIANTS: [&str; 6] = [
+pub const VARIANTS: [&str; 9] = [
     VARIANT_COPY,
     VARIANT_COPY_STAGING,
     VARIANT_TWO_STAGE,
     VARIANT_ROW_BY_ROW,
     VARIANT_ROW_BY_ROW_AUTOCOMMIT,
     VARIANT_ENCODING,
+    VARIANT_JETSTREAM_1,
+    VARIANT_JETSTREAM_2,
+    VARIANT_JETSTREAM_4,
 ];
 
 /// Parameters of the scenario. `Default` is the quick profile;
@@ -105,6 +111,14 @@ pub struct DatasyncParams {
     pub variants: Vec<String>,
     /// Check stored ids and dead letters against the log after each run.
     pub verify: bool,
+    /// The jetstream variants' worker process: program and arguments
+    /// before the job's (`weir-lab datasync-worker`); those variants fail
+    /// with a clear outcome when it is empty.
+    pub worker_command: Vec<String>,
+    /// Paired rounds of one worker against the single-process job.
+    pub scale_rounds: usize,
+    /// Work items per worker.
+    pub scale_items_per_worker: u64,
 }
 
 impl Default for DatasyncParams {
@@ -123,6 +137,9 @@ impl Default for DatasyncParams {
             database_url: None,
             variants: Vec::new(),
             verify: true,
+            worker_command: Vec::new(),
+            scale_rounds: 3,
+            scale_items_per_worker: 2,
         }
     }
 }
@@ -238,6 +255,15 @@ pub fn run(params: &DatasyncParams, out: &Path) -> Result<Vec<ScenarioResult>, c
     }
     if params.wants(VARIANT_ENCODING) {
         results.push(runtime.block_on(run_encoding(params, &url)));
+    }
+    for (variant, workers) in [
+        (VARIANT_JETSTREAM_1, 1),
+        (VARIANT_JETSTREAM_2, 2),
+        (VARIANT_JETSTREAM_4, 4),
+    ] {
+        if params.wants(variant) {
+            results.push(scale::run(params, &runtime, &url, variant, workers)?);
+        }
     }
     add_ratios(&mut results);
     for result in &results {
@@ -710,7 +736,11 @@ fn add_ratios(results: &mut [ScenarioResult]) {
     .map(|v| (*v, copy.zip(rate(results, v)).map(|(copy, other)| copy / other)))
     .collect();
     let speedup = |variant: &str| speedups.iter().find(|(v, _)| *v == variant).and_then(|(_, x)| *x);
-    for result in results.iter_mut().filter(|r| r.is_ok()) {
+    // The jetstream variants carry their own figures (`DatasyncScale`).
+    for result in results
+        .iter_mut()
+        .filter(|r| r.is_ok() && !r.variant.starts_with("jetstream-"))
+    {
         let ten_times = row_by_row.map(|r| 10.0 * r);
         if result.variant == VARIANT_ENCODING {
             let Some(mut f) = result.figures::<DatasyncEncoding>() else {

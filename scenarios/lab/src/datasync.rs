@@ -48,7 +48,8 @@ pub fn api(args: &ApiArgs) -> anyhow::Result<()> {
 
 /// Runs the scenario: `--full` for 3,000,000 events, `--variant` to pick
 /// variants, `--seed` for the log and the faults. PostgreSQL comes from
-/// DATABASE_URL or the `.pg/env` that `just pg-up` writes.
+/// DATABASE_URL or the `.pg/env` that `just pg-up` writes; the jetstream
+/// variants' NATS from NATS_URL or the `.nats/env` that `just nats-up` writes.
 pub fn run(args: &RunArgs) -> anyhow::Result<Vec<ScenarioResult>> {
     if args.size.is_some() || args.sink.is_some() || args.source.is_some() {
         anyhow::bail!(
@@ -62,5 +63,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Vec<ScenarioResult>> {
     };
     params.seed = args.seed;
     params.variants = args.variant.clone();
+    // The jetstream variants' workers: this binary's `datasync-worker`.
+    let exe = std::env::current_exe()?;
+    params.worker_command = vec![exe.display().to_string(), "datasync-worker".to_owned()];
     Ok(weir_datasync_lab::run(&params, &args.out)?)
 }

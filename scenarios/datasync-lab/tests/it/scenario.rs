@@ -2,7 +2,7 @@
 //! verified, and the COPY result carries its ratios to the baselines.
 
 use weir_datasync_lab::{DatasyncParams, VARIANTS, run};
-use weir_harness::figures::datasync::{DatasyncEncoding, DatasyncRun};
+use weir_harness::figures::datasync::{DatasyncEncoding, DatasyncRun, DatasyncScale};
 
 use crate::support::database_url;
 
@@ -16,10 +16,16 @@ fn every_variant_runs_verified_and_the_ratios_are_reported() {
         segment_events: 1_500,
         faults: crate::support::quick_faults(),
         database_url: Some(database_url()),
+        // The jetstream variants have a test of their own.
+        variants: VARIANTS
+            .iter()
+            .filter(|v| !v.starts_with("jetstream-"))
+            .map(|v| (*v).to_owned())
+            .collect(),
         ..DatasyncParams::default()
     };
     let results = run(&params, out.path()).unwrap();
-    assert_eq!(results.len(), VARIANTS.len());
+    assert_eq!(results.len(), VARIANTS.len() - 3);
     for result in &results {
         assert!(result.is_ok(), "{}: {}", result.variant, result.outcome);
         weir_harness::figures::conforms(result).unwrap();
@@ -69,7 +75,7 @@ fn every_variant_runs_verified_and_the_ratios_are_reported() {
         assert!(ceiling.is_some_and(|c| c > 0.0), "{name}: {e:?}");
     }
     let written = weir_harness::load_results(out.path()).unwrap();
-    assert_eq!(written.len(), VARIANTS.len());
+    assert_eq!(written.len(), VARIANTS.len() - 3);
 }
 
 #[test]
@@ -81,4 +87,66 @@ fn unknown_variants_are_refused() {
     };
     let error = run(&params, std::path::Path::new("unused")).unwrap_err().to_string();
     assert!(error.contains("nope") && error.contains("row-by-row"), "{error}");
+}
+
+/// `weir-datasync` (this workspace's binary, built beside the tests by
+/// `just test`): the worker process of the jetstream variants.
+fn worker_command() -> Vec<String> {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(std::path::Path::parent).unwrap();
+    let worker = dir.join("weir-datasync");
+    assert!(
+        worker.is_file(),
+        "{} is missing: build it first (`cargo build -p weir-datasync`; `just test` builds every binary)",
+        worker.display()
+    );
+    vec![worker.display().to_string(), "worker".to_owned()]
+}
+
+#[test]
+fn the_jetstream_variants_load_exactly_and_pair_one_worker_with_the_job() {
+    let out = tempfile::tempdir().unwrap();
+    let params = DatasyncParams {
+        events: 6_000,
+        segment_events: 1_500,
+        faults: crate::support::quick_faults(),
+        database_url: Some(database_url()),
+        variants: vec!["jetstream-1".to_owned(), "jetstream-2".to_owned()],
+        worker_command: worker_command(),
+        scale_rounds: 2,
+        ..DatasyncParams::default()
+    };
+    let results = run(&params, out.path()).unwrap();
+    assert_eq!(results.len(), 2);
+    for result in &results {
+        assert!(result.is_ok(), "{}: {}", result.variant, result.outcome);
+        weir_harness::figures::conforms(result).unwrap();
+        let f = result.figures::<DatasyncScale>().unwrap();
+        assert!(f.verified && f.events_per_s > 0.0, "{}: {f:?}", result.variant);
+        assert!(f.cpu_workers_us_per_event.is_some(), "{f:?}");
+    }
+    let one = results[0].figures::<DatasyncScale>().unwrap();
+    let rounds = one.vs_single_process_rounds.expect("the paired rounds");
+    assert_eq!(rounds.rounds.len(), 2);
+    assert_eq!(one.vs_single_process, Some(rounds.median));
+    assert!(
+        results[1]
+            .figures::<DatasyncScale>()
+            .unwrap()
+            .vs_single_process
+            .is_none()
+    );
+}
+
+#[test]
+fn the_jetstream_variants_without_a_worker_command_say_so() {
+    let out = tempfile::tempdir().unwrap();
+    let params = DatasyncParams {
+        events: 100,
+        database_url: Some(database_url()),
+        variants: vec!["jetstream-4".to_owned()],
+        ..DatasyncParams::default()
+    };
+    let results = run(&params, out.path()).unwrap();
+    assert!(results[0].outcome.contains("worker command"), "{}", results[0].outcome);
 }

@@ -91,3 +91,32 @@ pub struct DatasyncEncoding {
     /// Ten times row-by-row's rate, for comparison.
     pub ten_times_row_by_row_events_per_s: Option<f64>,
 }
+
+/// The job spread over NATS JetStream (variants `jetstream-1`,
+/// `jetstream-2`, `jetstream-4`): worker processes taking work items.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatasyncScale {
+    /// Worker processes.
+    pub workers: u64,
+    /// Events per second, end to end: from planning to the last item's ack.
+    pub events_per_s: f64,
+    /// That load's wall time, seconds.
+    pub elapsed_s: f64,
+    /// The workers' CPU per event, microseconds.
+    pub cpu_workers_us_per_event: Option<f64>,
+    /// The NATS servers' CPU per event, microseconds.
+    pub cpu_nats_us_per_event: Option<f64>,
+    /// PostgreSQL's CPU per event, microseconds.
+    pub cpu_postgres_us_per_event: Option<f64>,
+    /// The lab process's CPU per event (the mock API, the planner), microseconds.
+    pub cpu_api_us_per_event: Option<f64>,
+    /// `jetstream-1` only: one worker's events/s over the single-process
+    /// job's on the same log, the median of paired interleaved rounds (the
+    /// broker's cost): the gated figure.
+    pub vs_single_process: Option<f64>,
+    /// Those rounds, with quartiles and spread.
+    pub vs_single_process_rounds: Option<crate::PairedRatio>,
+    /// Every load was exact (stored ids and dead letters checked).
+    pub verified: bool,
+}

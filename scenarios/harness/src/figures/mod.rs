@@ -78,8 +78,10 @@ pub fn schemas(scenario: &str, variant: Option<&str>) -> Option<Vec<Value>> {
         }
         "chaos" => add(true, schema_of::<chaos::ChaosRun>),
         "datasync" => {
-            add(v != Some("copy-encoding"), schema_of::<datasync::DatasyncRun>);
+            let scale = v.is_some_and(|v| v.starts_with("jetstream-"));
+            add(v != Some("copy-encoding") && !scale, schema_of::<datasync::DatasyncRun>);
             add(is("copy-encoding"), schema_of::<datasync::DatasyncEncoding>);
+            add(v.is_none() || scale, schema_of::<datasync::DatasyncScale>);
         }
         "delivery" => {
             add(starts("slow-"), schema_of::<delivery::DeliverySlow>);
