@@ -151,7 +151,8 @@ done
 echo "NATS_URL=$URLS" >>"$ENV_FILE.tmp"
 printf 'NODES=%q\n' "$NODES" >"$DIR/cluster"
 
-# Ready: every node's JetStream answers, and a cluster has a meta leader.
+# Ready: every node's JetStream answers, and a cluster's meta leader sees
+# every peer current.
 deadline=$((SECONDS + 60))
 for n in $(seq 1 "$NODES"); do
     until http_get "${MONITOR[n]}" "/healthz?js-enabled-only=true" 2>/dev/null | grep -q '"status": *"ok"'; do
@@ -163,10 +164,22 @@ for n in $(seq 1 "$NODES"); do
         sleep 0.2
     done
 done
+# The meta leader must see every other node as a current peer: a stream
+# with 3 replicas made before that is refused ("no suitable peers").
+peers_current() {
+    local n count
+    for n in $(seq 1 "$NODES"); do
+        count="$(http_get "${MONITOR[n]}" "/jsz" 2>/dev/null | grep -o '"current": *true' | wc -l)"
+        if [ "$count" -ge $((NODES - 1)) ]; then
+            return 0
+        fi
+    done
+    return 1
+}
 if [ "$NODES" -gt 1 ]; then
-    until http_get "${MONITOR[1]}" "/jsz" 2>/dev/null | grep -q '"leader": *"n[0-9]'; do
+    until peers_current; do
         if [ "$SECONDS" -ge "$deadline" ]; then
-            echo "nats-up: no JetStream metadata leader elected in 60 s; node logs:" >&2
+            echo "nats-up: no JetStream metadata leader with every peer current in 60 s; node logs:" >&2
             tail -n 15 "$DIR"/n*/nats.log >&2
             exit 1
         fi

@@ -82,6 +82,16 @@ pub struct JobConfig {
 }
 
 impl JobConfig {
+    /// Where a ranged job's range starts (Unix ms): the time of
+    /// [`start`](Self::start), when it is given as one.
+    pub fn since_ms(&self) -> Option<u64> {
+        self.start
+            .as_ref()
+            .filter(|start| start.cursor.is_none())
+            .and_then(|start| start.watermark.as_deref())
+            .and_then(crate::dataset::parse_ms)
+    }
+
     /// The defaults: schema `datasync`, job `default`, segments of 100,000
     /// events, binary COPY, 1 MiB chunks and 512 KiB frames, 8 writes in
     /// flight, 2 segments in flight, a progress bar on a terminal.
@@ -411,7 +421,8 @@ async fn committed_segment(
     let source = ApiSource::new(client, plan.resume, plan.lines, Arc::clone(&segment.progress)).until(config.until_ms);
     let parse = ParseEvents::new(RowFormat::BinaryCopy, config.frame_bytes, Arc::clone(&segment.tally))
         .dedup(plan.window)
-        .notify_end(Arc::clone(&segment.end));
+        .notify_end(Arc::clone(&segment.end))
+        .within(config.since_ms(), config.until_ms);
     let options = IngestOptions::builder()
         .chunk_size(config.chunk_size)
         .max_in_flight(config.max_in_flight)

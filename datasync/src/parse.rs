@@ -55,6 +55,10 @@ pub struct ParseTally {
     pub repeats_dropped: u64,
     /// Malformed events, waiting to be committed.
     pub dead_letters: Vec<DeadLetter>,
+    /// Well-formed events outside the job's time range (a ranged job reads
+    /// past its end to the next checkpoint, and the API repeats earlier
+    /// events): another range's to store.
+    pub outside_range: u64,
 }
 
 /// Shared handle on a [`ParseTally`].
@@ -247,6 +251,11 @@ pub struct ParseEvents {
     seen: HashSet<[u8; 16]>,
     /// Notified after the last line has been parsed.
     end: Option<Arc<Notify>>,
+    /// Unix microseconds: events before the first or at or after the second
+    /// belong to another range.
+    since_us: Option<i64>,
+    until_us: Option<i64>,
+    outside_range: u64,
 }
 
 impl ParseEvents {
@@ -265,7 +274,28 @@ impl ParseEvents {
             earlier: Vec::new(),
             seen: HashSet::new(),
             end: None,
+            since_us: None,
+            until_us: None,
+            outside_range: 0,
         }
+    }
+
+    /// Keeps only well-formed events at or after `since_ms` and before
+    /// `until_ms` (Unix milliseconds; `None`: unbounded): the time range of
+    /// a work item, so that neighbouring ranges store disjoint events.
+    /// Malformed events (their time may not parse) are kept as dead letters
+    /// either way; their digest makes a second copy harmless.
+    #[must_use]
+    pub fn within(mut self, since_ms: Option<u64>, until_ms: Option<u64>) -> Self {
+        let us = |ms: u64| i64::try_from(ms.saturating_mul(1000)).unwrap_or(i64::MAX);
+        self.since_us = since_ms.map(us);
+        self.until_us = until_ms.map(us);
+        self
+    }
+
+    fn outside(&self, event: &Event<'_>) -> bool {
+        let unix_us = event.pg_micros + PG_EPOCH_OFFSET_US;
+        self.since_us.is_some_and(|s| unix_us < s) || self.until_us.is_some_and(|u| unix_us >= u)
     }
 
     /// Drops events whose id is in `window` (as it is now) or was already
@@ -303,6 +333,7 @@ impl ParseEvents {
             return;
         }
         match parse_event(line) {
+            Ok(event) if self.outside(&event) => self.outside_range += 1,
             Ok(event) if self.repeat(event.id.as_bytes()) => self.repeats_dropped += 1,
             Ok(event) => {
                 match self.format {
@@ -326,6 +357,7 @@ impl ParseEvents {
         if let Ok(mut tally) = self.tally.lock() {
             tally.rows += std::mem::take(&mut self.rows);
             tally.repeats_dropped += std::mem::take(&mut self.repeats_dropped);
+            tally.outside_range += std::mem::take(&mut self.outside_range);
             tally.dead_letters.append(&mut self.dead_letters);
         }
     }

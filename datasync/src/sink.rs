@@ -47,7 +47,7 @@ pub struct Segment {
     pub committed: Arc<StdMutex<Option<CommitTally>>>,
     /// Notified by the source when the segment's last checkpoint arrived.
     pub end: Arc<Notify>,
-    /// Where the job's range ends (see [`Checkpoint::ends`]).
+    /// Where the job's range ends (see [`Checkpoint::ends`](crate::protocol::Checkpoint::ends)).
     pub until_ms: Option<u64>,
 }
 

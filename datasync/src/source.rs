@@ -82,7 +82,7 @@ impl<'a> ApiSource<'a> {
     }
 
     /// Ends the segment (and the job) at the first checkpoint after the
-    /// events before `until_ms` (see [`Checkpoint::ends`]).
+    /// events before `until_ms` (see [`Checkpoint::ends`](crate::protocol::Checkpoint::ends)).
     #[must_use]
     pub fn until(mut self, until_ms: Option<u64>) -> Self {
         self.until_ms = until_ms;

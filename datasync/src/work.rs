@@ -60,25 +60,42 @@ pub fn item_subject(stream: &str) -> String {
 ///
 /// # Errors
 ///
-/// The server refused the stream (for example more replicas than nodes).
+/// The server kept refusing the stream for 10 s (for example more replicas
+/// than nodes).
 pub async fn ensure_queue(js: &Context, name: &str, replicas: usize) -> Result<Stream, crate::Error> {
-    js.get_or_create_stream(StreamConfig {
+    let config = StreamConfig {
         name: name.to_owned(),
         subjects: vec![item_subject(name)],
         retention: RetentionPolicy::WorkQueue,
         num_replicas: replicas.max(1),
         duplicate_window: Duration::from_secs(600),
         ..Default::default()
-    })
-    .await
-    .map_err(|e| crate::Error::Queue(format!("creating the work queue `{name}`: {e}")))
+    };
+    // A node that just (re)joined is not yet a placement peer ("no suitable
+    // peers for placement"): ask again for a few seconds.
+    let mut attempt = 0;
+    loop {
+        match js.get_or_create_stream(config.clone()).await {
+            Ok(stream) => return Ok(stream),
+            Err(error) if attempt < 20 => {
+                attempt += 1;
+                tracing::warn!(%error, attempt, "creating the work queue failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(error) => {
+                return Err(crate::Error::Queue(format!(
+                    "creating the work queue `{name}`: {error}"
+                )));
+            }
+        }
+    }
 }
 
 /// Splits the API's log into `items` time ranges of equal width, the last
 /// one open (it ends at the log's end, wherever that is by then). The log's
 /// extent is found with `since` queries of one event each (a binary search
-/// for the last event's time), so planning reads a few dozen events, not
-/// the log. The same log and `items` always give the same plan.
+/// for the last event's time, to a thousandth of an item's width), so
+/// planning reads a couple of dozen events, not the log. The same log and `items` always give the same plan.
 ///
 /// # Errors
 ///
@@ -99,7 +116,10 @@ pub async fn plan(client: &ApiClient, job: &str, items: u64) -> Result<Vec<WorkI
         step = step.saturating_mul(2);
     }
     let mut high = low + step;
-    while high - low > 1 {
+    // The boundaries only need to split the log evenly, and the last range
+    // is open: a resolution of a thousandth of an item's width will do.
+    let resolution = ((low - first) / items / 1_000).max(1);
+    while high - low > resolution {
         let mid = low + (high - low) / 2;
         if first_event_ms(client, Some(mid)).await?.is_some() {
             low = mid;

@@ -162,6 +162,18 @@ async fn check(db: &Db, dataset: &Dataset) -> Result<(), crate::Error> {
     }
 }
 
+/// The workers' shared consumer, as `weir-lab datasync-worker` names it.
+fn worker_config(job: &JobConfig) -> work::WorkerConfig {
+    work::WorkerConfig {
+        job: job.clone(),
+        stream: QUEUE.to_owned(),
+        consumer: "workers".to_owned(),
+        ack_wait: Duration::from_secs(10),
+        idle_exit: None,
+        hold_before_ack: Duration::ZERO,
+    }
+}
+
 /// Kills the workers still running when dropped.
 struct Workers(Vec<Child>);
 
@@ -196,6 +208,9 @@ async fn load_with_workers(
     let (postgres_before, nats_before) = (postgres.and_then(tree_cpu_seconds), nats_cpu(&nats));
     let this_before = cpu_seconds(std::process::id(), false);
 
+    // The queue's consumer is infrastructure, like the schema: made before
+    // the clock starts (its RAFT group's election takes a while).
+    work::worker_consumer(&js, &worker_config(&config)).await?;
     let started = Instant::now();
     let client = ApiClient::new(api_url, DEFAULT_API_KEY, config.retry)?;
     let items = plan(&client, "scale", params.scale_items_per_worker.max(1) * workers as u64).await?;
