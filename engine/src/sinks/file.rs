@@ -11,11 +11,11 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::{oneshot, watch};
 
 use crate::error::{BoxError, Cause};
-use crate::sink::Sink;
+use crate::sink::{Sink, TryWrite};
 
 type Ack = oneshot::Sender<Result<(), FileSinkError>>;
 
@@ -37,11 +37,22 @@ const ACK_BATCH: u64 = 4;
 /// written together; larger ones are written as they are.
 const COALESCE: usize = 64 * 1024;
 
+/// Chunks smaller than this are gathered on the ingestion's side, into
+/// [`COALESCE`] bytes per queued write. Above it the channel send and the
+/// writer thread's wake-up cost less than the copy on the ingestion's task,
+/// so such chunks are queued as they are (and coalesced by the writer).
+const GATHER_BELOW: usize = 16 * 1024;
+
 /// The suffix of every temporary file (`.<name>.<random>.weir-tmp`).
 const TEMP_SUFFIX: &str = ".weir-tmp";
 
 enum Command {
-    Write(Bytes),
+    /// Chunks in source order: one chunk, or small ones gathered on the
+    /// ingestion's side, whose lengths are `lens` (empty for one chunk).
+    Write {
+        data: Bytes,
+        lens: Vec<usize>,
+    },
     Commit(Ack),
     Discard(Ack),
 }
@@ -210,8 +221,15 @@ pub struct FileSink {
     target: PathBuf,
     commands: Option<mpsc::Sender<Command>>,
     progress: watch::Receiver<Progress>,
+    /// Chunks handed to the sink (queued or gathered), and their bytes.
     issued: u64,
     issued_bytes: u64,
+    /// Small chunks gathered on the ingestion's side, queued as one write
+    /// once [`COALESCE`] bytes are there (or on `finalize`): a channel send
+    /// and a wake-up of the writer thread per 64 KiB, not per chunk.
+    gathered: BytesMut,
+    /// The lengths of the chunks in `gathered`.
+    gathered_lens: Vec<usize>,
     /// The commit's acknowledgement while a `finalize` waits for it; kept
     /// here so that an abort after a dropped finalize learns how it ended.
     commit: Option<oneshot::Receiver<Result<(), FileSinkError>>>,
@@ -256,6 +274,8 @@ impl FileSink {
             progress,
             issued: 0,
             issued_bytes: 0,
+            gathered: BytesMut::new(),
+            gathered_lens: Vec::new(),
             commit: None,
             worker: Some(worker),
         })
@@ -336,11 +356,38 @@ impl FileSink {
         done
     }
 
-    /// Queues a write; `false` when the writer thread is gone.
-    fn queue(&self, chunk: Bytes) -> bool {
+    /// Queues chunks; `false` when the writer thread is gone.
+    fn queue(&self, data: Bytes, lens: Vec<usize>) -> bool {
         self.commands
             .as_ref()
-            .is_some_and(|commands| commands.send(Command::Write(chunk)).is_ok())
+            .is_some_and(|commands| commands.send(Command::Write { data, lens }).is_ok())
+    }
+
+    /// Gathers a small chunk when it fits beside those already gathered;
+    /// otherwise hands it back. The chunk is then the sink's: counted as
+    /// issued, queued with the others.
+    fn gather(&mut self, chunk: Bytes) -> Option<Bytes> {
+        if chunk.len() >= GATHER_BELOW || self.gathered.len() + chunk.len() > COALESCE {
+            return Some(chunk);
+        }
+        if self.gathered.capacity() == 0 {
+            self.gathered.reserve(COALESCE);
+        }
+        self.issued += 1;
+        self.issued_bytes += chunk.len() as u64;
+        self.gathered.extend_from_slice(&chunk);
+        self.gathered_lens.push(chunk.len());
+        None
+    }
+
+    /// Queues what is gathered; `false` when the writer thread is gone.
+    fn queue_gathered(&mut self) -> bool {
+        if self.gathered_lens.is_empty() {
+            return true;
+        }
+        let data = self.gathered.split().freeze();
+        let lens = std::mem::take(&mut self.gathered_lens);
+        self.queue(data, lens)
     }
 
     fn gone(&self) -> FileSinkError {
@@ -406,19 +453,33 @@ async fn acknowledged(
 
 impl Sink for FileSink {
     fn write(&mut self, chunk: Bytes) -> impl Future<Output = Result<(), BoxError>> + Send + use<> {
-        let index = self.issued;
-        self.issued += 1;
-        self.issued_bytes += chunk.len() as u64;
+        // A small chunk that fits is gathered: taken at once, nothing to
+        // wait for (the gathered bytes are bounded by COALESCE). Otherwise
+        // what is gathered is queued, then the chunk (gathered afresh when
+        // small, queued as it is when large), and the write waits for the
+        // writer thread as below.
+        let wait = match self.gather(chunk) {
+            None => None,
+            Some(chunk) => {
+                let mut queued = self.queue_gathered();
+                if let Some(chunk) = self.gather(chunk) {
+                    self.issued += 1;
+                    self.issued_bytes += chunk.len() as u64;
+                    queued = queued && self.queue(chunk, Vec::new());
+                }
+                Some((queued, self.progress.clone(), self.gone()))
+            }
+        };
         let needed_bytes = self.issued_bytes.saturating_sub(WRITE_BEHIND_BYTES);
-        let queued = self.queue(chunk);
-        let mut progress = self.progress.clone();
-        let gone = self.gone();
         // Acknowledged once at most WRITE_BEHIND writes, this one included,
         // are still waiting for the disk (rounded up to a whole group, which
         // is when the writer thread sends a wake-up), or at most
         // WRITE_BEHIND_BYTES bytes.
-        let needed = (index + 1).saturating_sub(WRITE_BEHIND).next_multiple_of(ACK_BATCH);
+        let needed = self.issued.saturating_sub(WRITE_BEHIND).next_multiple_of(ACK_BATCH);
         async move {
+            let Some((queued, mut progress, gone)) = wait else {
+                return Ok(());
+            };
             if !queued {
                 return Err(gone.into());
             }
@@ -435,7 +496,16 @@ impl Sink for FileSink {
         }
     }
 
+    fn try_write(&mut self, chunk: Bytes) -> TryWrite {
+        match self.gather(chunk) {
+            None => TryWrite::Done(Ok(())),
+            Some(chunk) => TryWrite::Declined(chunk),
+        }
+    }
+
     async fn finalize(&mut self) -> Result<(), BoxError> {
+        // A send to a gone writer shows as the commit's lost acknowledgement.
+        self.queue_gathered();
         let done = self.send(Command::Commit);
         let gone = self.gone();
         let commit = self.commit.insert(done);
@@ -524,6 +594,35 @@ impl<W: Write> Writer<W> {
             self.pending.reserve_exact(COALESCE);
         }
         self.pending.extend_from_slice(chunk);
+        if self.pending.len() >= COALESCE {
+            self.flush();
+        }
+    }
+
+    /// Takes chunks gathered on the ingestion's side (`lens` long each, in
+    /// order, together `data`): counted one by one, so that a failure still
+    /// names the first chunk that missed the file, and written as one.
+    fn push_gathered(&mut self, data: &[u8], lens: &[usize]) {
+        let start = self.next_index;
+        self.next_index += lens.len() as u64;
+        self.taken_total += data.len() as u64;
+        if self.failed.is_some() {
+            return;
+        }
+        let mut end = self.taken;
+        for (offset, len) in lens.iter().enumerate() {
+            end += *len as u64;
+            self.unwritten.push_back((start + offset as u64, end));
+        }
+        self.taken += data.len() as u64;
+        if self.pending.is_empty() && data.len() >= COALESCE {
+            self.write_out(data);
+            return;
+        }
+        if self.pending.capacity() == 0 {
+            self.pending.reserve_exact(COALESCE);
+        }
+        self.pending.extend_from_slice(data);
         if self.pending.len() >= COALESCE {
             self.flush();
         }
@@ -623,10 +722,15 @@ fn run_worker(
             Err(mpsc::TryRecvError::Disconnected) => break,
         };
         match command {
-            Command::Write(chunk) => {
-                writer.push(&chunk);
-                drop(chunk);
-                unpublished += 1;
+            Command::Write { data, lens } => {
+                if lens.is_empty() {
+                    writer.push(&data);
+                    unpublished += 1;
+                } else {
+                    writer.push_gathered(&data, &lens);
+                    unpublished += lens.len() as u64;
+                }
+                drop(data);
                 if unpublished >= ACK_BATCH || writer.failed.is_some() {
                     publish(&writer, &mut unpublished);
                 }
