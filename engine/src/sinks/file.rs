@@ -914,4 +914,24 @@ mod tests {
         assert_eq!(failure.chunk(), Some(2));
         assert_eq!(failure.bytes_in_file(), Some(10));
     }
+
+    #[test]
+    fn a_failure_in_chunks_gathered_by_the_sink_names_the_first_one_not_written() {
+        let out = Full {
+            room: 10,
+            written: Vec::new(),
+            calls: 0,
+        };
+        let mut writer = Writer::new(out, Path::new("out.bin"));
+        // Four chunks of 4 bytes, gathered on the ingestion's side.
+        writer.push_gathered(&[1u8; 16], &[4, 4, 4, 4]);
+        writer.flush();
+        // Counted and skipped after the failure.
+        writer.push_gathered(&[2u8; 8], &[4, 4]);
+        let failure = writer.failed.clone().expect("failed");
+        assert_eq!(failure.chunk(), Some(2));
+        assert_eq!(failure.bytes_in_file(), Some(10));
+        assert_eq!(writer.next_index, 6);
+        assert_eq!(writer.taken_total, 24);
+    }
 }
