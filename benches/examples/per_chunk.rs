@@ -4,7 +4,10 @@
 //! engine's own cost per chunk. Sides: `raw` and `engine` (copying source
 //! into `NullSink`, as `engine_vs_raw`), `file64k` and `file1k` (the same
 //! bytes into `FileSink` in 64 KiB and 1 KiB chunks, as
-//! `file_sink_small_chunks`).
+//! `file_sink_small_chunks`), `readloop` and `filesource` (64 MiB from the
+//! page cache into a reused buffer, or through `FileSource` into
+//! `NullSink`, as `file_vs_read_loop`); `ab` alternates `raw` and `engine`
+//! rounds and prints their medians.
 
 use bytes::Bytes;
 use weir::{FileSink, IngestOptions, NullSink, ingest};
@@ -54,6 +57,24 @@ fn main() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let target = dir.path().join("out.bin");
+    if side == "readloop" || side == "filesource" {
+        // 64 MiB through the page cache, four times.
+        let path = dir.path().join("in.bin");
+        std::fs::write(&path, vec![7u8; 64 << 20]).expect("write the input");
+        for _ in 0..4 {
+            if side == "readloop" {
+                let mut file = std::fs::File::open(&path).expect("open");
+                let mut buffer = vec![0u8; chunk];
+                while std::io::Read::read(&mut file, &mut buffer).expect("read") > 0 {}
+            } else {
+                let source = weir::source::FileSource::open(&path, chunk).expect("open");
+                let options = IngestOptions::builder().chunk_size(chunk).build();
+                rt.block_on(ingest(source, NullSink, options)).expect("ingest");
+            }
+        }
+        println!("{side} {chunk}: {} chunks", 4 * (64 << 20) / chunk);
+        return;
+    }
     rt.block_on(async {
         for _ in 0..ROUNDS {
             let options = IngestOptions::builder().chunk_size(chunk).build();
