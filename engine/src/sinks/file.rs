@@ -199,9 +199,14 @@ impl std::error::Error for FileSinkError {
 /// ahead of the disk (or at most [`WRITE_BEHIND_BYTES`], for small chunks),
 /// so reading, the engine and writing all overlap, and memory stays bounded
 /// by the in-flight writes plus [`WRITE_BEHIND`] chunks or
-/// [`WRITE_BEHIND_BYTES`], whichever is more. Chunks under 64 KiB are gathered and written 64 KiB at a time
-/// (or when the queue runs dry), so small chunks do not cost one `write(2)`
-/// each.
+/// [`WRITE_BEHIND_BYTES`], whichever is more, plus 64 KiB gathered.
+///
+/// Small chunks cost neither a `write(2)` nor a hand-over to the thread
+/// each: chunks under 16 KiB are copied into a 64 KiB buffer on the
+/// ingestion's side (taken at once, through [`Sink::try_write`]) and queued
+/// as one write when it is full or on `finalize`; larger chunks under 64 KiB
+/// are gathered by the writer thread and written 64 KiB at a time (or when
+/// its queue runs dry).
 ///
 /// A failed disk write fails a later write, or `finalize`, with a
 /// [`FileSinkError`] naming the first chunk that did not reach the file;

@@ -316,7 +316,18 @@ async fn chunks_of_mixed_sizes_are_committed_whole_and_in_order() {
     // the writer thread, large ones written as they are.
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("out.bin");
-    let sizes = [1024, 3, 20 * 1024, 1024, 100 * 1024, 64 * 1024, 1, 16 * 1024 - 1, 70_000, 5];
+    let sizes = [
+        1024,
+        3,
+        20 * 1024,
+        1024,
+        100 * 1024,
+        64 * 1024,
+        1,
+        16 * 1024 - 1,
+        70_000,
+        5,
+    ];
     let input: Vec<Bytes> = sizes
         .iter()
         .cycle()

@@ -745,7 +745,13 @@ async fn a_panicking_try_write_is_a_panic_in_write_and_aborts_the_sink() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err.cause(), Cause::Panic { site: weir::PanicSite::SinkWrite, .. }),
+        matches!(
+            err.cause(),
+            Cause::Panic {
+                site: weir::PanicSite::SinkWrite,
+                ..
+            }
+        ),
         "{err}"
     );
     assert_eq!(terminal(&sink.calls()), vec![Call::Abort(ErrorKind::Panic)]);
