@@ -580,33 +580,13 @@ impl<W: Write> Writer<W> {
     /// Takes one chunk: gathers it, or writes it as it is when it is large.
     /// After a failure, chunks are counted and skipped.
     fn push(&mut self, chunk: &[u8]) {
-        let index = self.next_index;
-        self.next_index += 1;
-        self.taken_total += chunk.len() as u64;
-        if self.failed.is_some() {
-            return;
-        }
-        self.taken += chunk.len() as u64;
-        self.unwritten.push_back((index, self.taken));
-        if chunk.len() >= COALESCE {
-            self.flush();
-            if self.failed.is_none() {
-                self.write_out(chunk);
-            }
-            return;
-        }
-        if self.pending.capacity() == 0 {
-            self.pending.reserve_exact(COALESCE);
-        }
-        self.pending.extend_from_slice(chunk);
-        if self.pending.len() >= COALESCE {
-            self.flush();
-        }
+        self.push_gathered(chunk, &[chunk.len()]);
     }
 
-    /// Takes chunks gathered on the ingestion's side (`lens` long each, in
-    /// order, together `data`): counted one by one, so that a failure still
-    /// names the first chunk that missed the file, and written as one.
+    /// Takes chunks in order, together `data`, `lens` long each (several
+    /// when gathered on the ingestion's side): counted one by one, so that a
+    /// failure still names the first chunk that missed the file, and
+    /// gathered, or written as they are when `data` is large.
     fn push_gathered(&mut self, data: &[u8], lens: &[usize]) {
         let start = self.next_index;
         self.next_index += lens.len() as u64;
@@ -620,8 +600,11 @@ impl<W: Write> Writer<W> {
             self.unwritten.push_back((start + offset as u64, end));
         }
         self.taken += data.len() as u64;
-        if self.pending.is_empty() && data.len() >= COALESCE {
-            self.write_out(data);
+        if data.len() >= COALESCE {
+            self.flush();
+            if self.failed.is_none() {
+                self.write_out(data);
+            }
             return;
         }
         if self.pending.capacity() == 0 {
