@@ -17,7 +17,7 @@ use crate::in_flight::InFlight;
 use crate::lifecycle::{self, Aborting};
 use crate::options::{DEFAULT_ABORT_TIMEOUT, IngestOptions};
 use crate::report::{AbortReport, IngestReport, Outcome, StageReport, Stats};
-use crate::sink::Sink;
+use crate::sink::{Sink, TryWrite};
 use crate::stop::StopSignal;
 use crate::transform::Pipeline;
 
@@ -206,6 +206,17 @@ where
                     coop.made_progress();
                     let index = next_chunk;
                     next_chunk += 1;
+                    // A sink that takes the chunk at once needs no future:
+                    // its write completed on the spot, with zero latency.
+                    let chunk = match try_write(&mut sink, chunk, index) {
+                        Ok(Taken::Done(len)) => {
+                            tally.stats.peak_in_flight = tally.stats.peak_in_flight.max(in_flight.len() + 1);
+                            tally.stats.record_write(len, Duration::ZERO);
+                            continue;
+                        }
+                        Ok(Taken::Declined(chunk)) => chunk,
+                        Err(cause) => return Poll::Ready(Some(cause)),
+                    };
                     match start_write(&mut sink, chunk, index, write_timeout) {
                         Ok(write) => in_flight.push(write),
                         Err(cause) => return Poll::Ready(Some(cause)),
@@ -267,6 +278,26 @@ where
     };
     tracing::debug!(%cause, "finalize failed, aborting the sink");
     Err(abort(sink, finalizing.failed(), cause, tally, Some(abort_timeout)).await)
+}
+
+/// What [`try_write`] did with a chunk.
+enum Taken {
+    /// Written at once: its length.
+    Done(usize),
+    /// Declined: for `start_write`.
+    Declined(Bytes),
+}
+
+/// Offers the chunk to `sink.try_write`, catching a panic in it.
+#[inline]
+fn try_write<Si: Sink>(sink: &mut Si, chunk: Bytes, index: u64) -> Result<Taken, Cause> {
+    let len = chunk.len();
+    match catch_unwind(AssertUnwindSafe(|| sink.try_write(chunk))) {
+        Ok(TryWrite::Done(Ok(()))) => Ok(Taken::Done(len)),
+        Ok(TryWrite::Declined(chunk)) => Ok(Taken::Declined(chunk)),
+        Ok(TryWrite::Done(Err(error))) => Err(Cause::Write { chunk: index, error }),
+        Err(payload) => Err(Cause::panic(PanicSite::SinkWrite, payload)),
+    }
 }
 
 /// Calls `sink.write` (catching a panic in the call itself) and wraps the

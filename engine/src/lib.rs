@@ -70,7 +70,7 @@ pub use options::{
 };
 pub use registry::{Registry, ShutdownSummary};
 pub use report::{AbortReport, IngestReport, LatencySummary, Outcome, StageReport};
-pub use sink::{BoxSink, DynSink, Sink};
+pub use sink::{BoxSink, DynSink, Sink, TryWrite};
 pub use sinks::{
     FileSink, FileSinkError, MemoryHandle, MemorySink, NullSink, WRITE_BEHIND, WRITE_BEHIND_BYTES, WriterSink,
 };

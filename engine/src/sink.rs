@@ -44,6 +44,10 @@ use crate::error::{BoxError, Cause};
 /// A panic inside any of these is caught and treated as a failure of that
 /// call.
 ///
+/// A sink that can take a chunk without waiting (it discards, copies or
+/// queues it) may also implement [`try_write`](Sink::try_write), which
+/// `ingest` calls first: the chunk is then taken without a future.
+///
 /// For dynamic dispatch, use [`BoxSink`] (a `Box<dyn DynSink>`), which
 /// implements `Sink` itself.
 pub trait Sink: Send {
@@ -55,6 +59,19 @@ pub trait Sink: Send {
     /// The returned future may be dropped before it completes; `abort`
     /// follows.
     fn write(&mut self, chunk: Bytes) -> impl Future<Output = Result<(), BoxError>> + Send + use<Self>;
+
+    /// Takes one chunk at once if the sink can, without building a future:
+    /// [`TryWrite::Done`] is that chunk's write, completed (as a `write`
+    /// future that is ready on its first poll); [`TryWrite::Declined`]
+    /// hands the chunk back, and the caller passes it to
+    /// [`write`](Sink::write) next. The default declines every chunk.
+    ///
+    /// It is called where `write` would be (in source order, never after a
+    /// terminal call) and must not block: a declined chunk goes to `write`,
+    /// whose future is what waits and what the write timeout bounds.
+    fn try_write(&mut self, chunk: Bytes) -> TryWrite {
+        TryWrite::Declined(chunk)
+    }
 
     /// Commits everything written. `Ok` means committed; the sink is then
     /// dropped. `Err` means nothing is committed; `abort` follows.
@@ -73,9 +90,23 @@ pub trait Sink: Send {
     fn abort(self, cause: &Cause) -> impl Future<Output = Result<(), BoxError>> + Send;
 }
 
+/// What [`Sink::try_write`] did with a chunk.
+#[derive(Debug)]
+pub enum TryWrite {
+    /// The chunk's write completed at once: `Ok` means the sink has taken
+    /// responsibility for it, `Err` is the write's failure.
+    Done(Result<(), BoxError>),
+    /// Not taken: the chunk, for [`Sink::write`].
+    Declined(Bytes),
+}
+
 impl<S: Sink> Sink for Box<S> {
     fn write(&mut self, chunk: Bytes) -> impl Future<Output = Result<(), BoxError>> + Send + use<S> {
         (**self).write(chunk)
+    }
+
+    fn try_write(&mut self, chunk: Bytes) -> TryWrite {
+        (**self).try_write(chunk)
     }
 
     fn finalize(&mut self) -> impl Future<Output = Result<(), BoxError>> + Send {
@@ -93,6 +124,8 @@ impl<S: Sink> Sink for Box<S> {
 pub trait DynSink: Send {
     /// See [`Sink::write`].
     fn write_dyn(&mut self, chunk: Bytes) -> BoxFuture<'static, Result<(), BoxError>>;
+    /// See [`Sink::try_write`].
+    fn try_write_dyn(&mut self, chunk: Bytes) -> TryWrite;
     /// See [`Sink::finalize`].
     fn finalize_dyn(&mut self) -> BoxFuture<'_, Result<(), BoxError>>;
     /// See [`Sink::abort`].
@@ -102,6 +135,10 @@ pub trait DynSink: Send {
 impl<S: Sink + 'static> DynSink for S {
     fn write_dyn(&mut self, chunk: Bytes) -> BoxFuture<'static, Result<(), BoxError>> {
         Box::pin(self.write(chunk))
+    }
+
+    fn try_write_dyn(&mut self, chunk: Bytes) -> TryWrite {
+        self.try_write(chunk)
     }
 
     fn finalize_dyn(&mut self) -> BoxFuture<'_, Result<(), BoxError>> {
@@ -119,6 +156,10 @@ pub type BoxSink = Box<dyn DynSink>;
 impl Sink for Box<dyn DynSink> {
     fn write(&mut self, chunk: Bytes) -> impl Future<Output = Result<(), BoxError>> + Send + use<> {
         (**self).write_dyn(chunk)
+    }
+
+    fn try_write(&mut self, chunk: Bytes) -> TryWrite {
+        (**self).try_write_dyn(chunk)
     }
 
     fn finalize(&mut self) -> impl Future<Output = Result<(), BoxError>> + Send {

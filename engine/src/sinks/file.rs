@@ -11,11 +11,11 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::{oneshot, watch};
 
 use crate::error::{BoxError, Cause};
-use crate::sink::Sink;
+use crate::sink::{Sink, TryWrite};
 
 type Ack = oneshot::Sender<Result<(), FileSinkError>>;
 
@@ -37,11 +37,22 @@ const ACK_BATCH: u64 = 4;
 /// written together; larger ones are written as they are.
 const COALESCE: usize = 64 * 1024;
 
+/// Chunks smaller than this are gathered on the ingestion's side, into
+/// [`COALESCE`] bytes per queued write. Above it the channel send and the
+/// writer thread's wake-up cost less than the copy on the ingestion's task,
+/// so such chunks are queued as they are (and coalesced by the writer).
+const GATHER_BELOW: usize = 16 * 1024;
+
 /// The suffix of every temporary file (`.<name>.<random>.weir-tmp`).
 const TEMP_SUFFIX: &str = ".weir-tmp";
 
 enum Command {
-    Write(Bytes),
+    /// Chunks in source order: one chunk, or small ones gathered on the
+    /// ingestion's side, whose lengths are `lens` (empty for one chunk).
+    Write {
+        data: Bytes,
+        lens: Vec<usize>,
+    },
     Commit(Ack),
     Discard(Ack),
 }
@@ -188,9 +199,14 @@ impl std::error::Error for FileSinkError {
 /// ahead of the disk (or at most [`WRITE_BEHIND_BYTES`], for small chunks),
 /// so reading, the engine and writing all overlap, and memory stays bounded
 /// by the in-flight writes plus [`WRITE_BEHIND`] chunks or
-/// [`WRITE_BEHIND_BYTES`], whichever is more. Chunks under 64 KiB are gathered and written 64 KiB at a time
-/// (or when the queue runs dry), so small chunks do not cost one `write(2)`
-/// each.
+/// [`WRITE_BEHIND_BYTES`], whichever is more, plus 64 KiB gathered.
+///
+/// Small chunks cost neither a `write(2)` nor a hand-over to the thread
+/// each: chunks under 16 KiB are copied into a 64 KiB buffer on the
+/// ingestion's side (taken at once, through [`Sink::try_write`]) and queued
+/// as one write when it is full or on `finalize`; larger chunks under 64 KiB
+/// are gathered by the writer thread and written 64 KiB at a time (or when
+/// its queue runs dry).
 ///
 /// A failed disk write fails a later write, or `finalize`, with a
 /// [`FileSinkError`] naming the first chunk that did not reach the file;
@@ -210,8 +226,15 @@ pub struct FileSink {
     target: PathBuf,
     commands: Option<mpsc::Sender<Command>>,
     progress: watch::Receiver<Progress>,
+    /// Chunks handed to the sink (queued or gathered), and their bytes.
     issued: u64,
     issued_bytes: u64,
+    /// Small chunks gathered on the ingestion's side, queued as one write
+    /// once [`COALESCE`] bytes are there (or on `finalize`): a channel send
+    /// and a wake-up of the writer thread per 64 KiB, not per chunk.
+    gathered: BytesMut,
+    /// The lengths of the chunks in `gathered`.
+    gathered_lens: Vec<usize>,
     /// The commit's acknowledgement while a `finalize` waits for it; kept
     /// here so that an abort after a dropped finalize learns how it ended.
     commit: Option<oneshot::Receiver<Result<(), FileSinkError>>>,
@@ -256,6 +279,8 @@ impl FileSink {
             progress,
             issued: 0,
             issued_bytes: 0,
+            gathered: BytesMut::new(),
+            gathered_lens: Vec::new(),
             commit: None,
             worker: Some(worker),
         })
@@ -336,11 +361,38 @@ impl FileSink {
         done
     }
 
-    /// Queues a write; `false` when the writer thread is gone.
-    fn queue(&self, chunk: Bytes) -> bool {
+    /// Queues chunks; `false` when the writer thread is gone.
+    fn queue(&self, data: Bytes, lens: Vec<usize>) -> bool {
         self.commands
             .as_ref()
-            .is_some_and(|commands| commands.send(Command::Write(chunk)).is_ok())
+            .is_some_and(|commands| commands.send(Command::Write { data, lens }).is_ok())
+    }
+
+    /// Gathers a small chunk when it fits beside those already gathered;
+    /// otherwise hands it back. The chunk is then the sink's: counted as
+    /// issued, queued with the others.
+    fn gather(&mut self, chunk: Bytes) -> Option<Bytes> {
+        if chunk.len() >= GATHER_BELOW || self.gathered.len() + chunk.len() > COALESCE {
+            return Some(chunk);
+        }
+        if self.gathered.capacity() == 0 {
+            self.gathered.reserve(COALESCE);
+        }
+        self.issued += 1;
+        self.issued_bytes += chunk.len() as u64;
+        self.gathered.extend_from_slice(&chunk);
+        self.gathered_lens.push(chunk.len());
+        None
+    }
+
+    /// Queues what is gathered; `false` when the writer thread is gone.
+    fn queue_gathered(&mut self) -> bool {
+        if self.gathered_lens.is_empty() {
+            return true;
+        }
+        let data = self.gathered.split().freeze();
+        let lens = std::mem::take(&mut self.gathered_lens);
+        self.queue(data, lens)
     }
 
     fn gone(&self) -> FileSinkError {
@@ -406,19 +458,33 @@ async fn acknowledged(
 
 impl Sink for FileSink {
     fn write(&mut self, chunk: Bytes) -> impl Future<Output = Result<(), BoxError>> + Send + use<> {
-        let index = self.issued;
-        self.issued += 1;
-        self.issued_bytes += chunk.len() as u64;
+        // A small chunk that fits is gathered: taken at once, nothing to
+        // wait for (the gathered bytes are bounded by COALESCE). Otherwise
+        // what is gathered is queued, then the chunk (gathered afresh when
+        // small, queued as it is when large), and the write waits for the
+        // writer thread as below.
+        let wait = match self.gather(chunk) {
+            None => None,
+            Some(chunk) => {
+                let mut queued = self.queue_gathered();
+                if let Some(chunk) = self.gather(chunk) {
+                    self.issued += 1;
+                    self.issued_bytes += chunk.len() as u64;
+                    queued = queued && self.queue(chunk, Vec::new());
+                }
+                Some((queued, self.progress.clone(), self.gone()))
+            }
+        };
         let needed_bytes = self.issued_bytes.saturating_sub(WRITE_BEHIND_BYTES);
-        let queued = self.queue(chunk);
-        let mut progress = self.progress.clone();
-        let gone = self.gone();
         // Acknowledged once at most WRITE_BEHIND writes, this one included,
         // are still waiting for the disk (rounded up to a whole group, which
         // is when the writer thread sends a wake-up), or at most
         // WRITE_BEHIND_BYTES bytes.
-        let needed = (index + 1).saturating_sub(WRITE_BEHIND).next_multiple_of(ACK_BATCH);
+        let needed = self.issued.saturating_sub(WRITE_BEHIND).next_multiple_of(ACK_BATCH);
         async move {
+            let Some((queued, mut progress, gone)) = wait else {
+                return Ok(());
+            };
             if !queued {
                 return Err(gone.into());
             }
@@ -435,7 +501,16 @@ impl Sink for FileSink {
         }
     }
 
+    fn try_write(&mut self, chunk: Bytes) -> TryWrite {
+        match self.gather(chunk) {
+            None => TryWrite::Done(Ok(())),
+            Some(chunk) => TryWrite::Declined(chunk),
+        }
+    }
+
     async fn finalize(&mut self) -> Result<(), BoxError> {
+        // A send to a gone writer shows as the commit's lost acknowledgement.
+        self.queue_gathered();
         let done = self.send(Command::Commit);
         let gone = self.gone();
         let commit = self.commit.insert(done);
@@ -505,25 +580,37 @@ impl<W: Write> Writer<W> {
     /// Takes one chunk: gathers it, or writes it as it is when it is large.
     /// After a failure, chunks are counted and skipped.
     fn push(&mut self, chunk: &[u8]) {
-        let index = self.next_index;
-        self.next_index += 1;
-        self.taken_total += chunk.len() as u64;
+        self.push_gathered(chunk, &[chunk.len()]);
+    }
+
+    /// Takes chunks in order, together `data`, `lens` long each (several
+    /// when gathered on the ingestion's side): counted one by one, so that a
+    /// failure still names the first chunk that missed the file, and
+    /// gathered, or written as they are when `data` is large.
+    fn push_gathered(&mut self, data: &[u8], lens: &[usize]) {
+        let start = self.next_index;
+        self.next_index += lens.len() as u64;
+        self.taken_total += data.len() as u64;
         if self.failed.is_some() {
             return;
         }
-        self.taken += chunk.len() as u64;
-        self.unwritten.push_back((index, self.taken));
-        if chunk.len() >= COALESCE {
+        let mut end = self.taken;
+        for (offset, len) in lens.iter().enumerate() {
+            end += *len as u64;
+            self.unwritten.push_back((start + offset as u64, end));
+        }
+        self.taken += data.len() as u64;
+        if data.len() >= COALESCE {
             self.flush();
             if self.failed.is_none() {
-                self.write_out(chunk);
+                self.write_out(data);
             }
             return;
         }
         if self.pending.capacity() == 0 {
             self.pending.reserve_exact(COALESCE);
         }
-        self.pending.extend_from_slice(chunk);
+        self.pending.extend_from_slice(data);
         if self.pending.len() >= COALESCE {
             self.flush();
         }
@@ -623,10 +710,15 @@ fn run_worker(
             Err(mpsc::TryRecvError::Disconnected) => break,
         };
         match command {
-            Command::Write(chunk) => {
-                writer.push(&chunk);
-                drop(chunk);
-                unpublished += 1;
+            Command::Write { data, lens } => {
+                if lens.is_empty() {
+                    writer.push(&data);
+                    unpublished += 1;
+                } else {
+                    writer.push_gathered(&data, &lens);
+                    unpublished += lens.len() as u64;
+                }
+                drop(data);
                 if unpublished >= ACK_BATCH || writer.failed.is_some() {
                     publish(&writer, &mut unpublished);
                 }
@@ -809,5 +901,25 @@ mod tests {
         // Chunks 0 and 1 (8 bytes) fit; chunk 2 got 2 of its 4 bytes.
         assert_eq!(failure.chunk(), Some(2));
         assert_eq!(failure.bytes_in_file(), Some(10));
+    }
+
+    #[test]
+    fn a_failure_in_chunks_gathered_by_the_sink_names_the_first_one_not_written() {
+        let out = Full {
+            room: 10,
+            written: Vec::new(),
+            calls: 0,
+        };
+        let mut writer = Writer::new(out, Path::new("out.bin"));
+        // Four chunks of 4 bytes, gathered on the ingestion's side.
+        writer.push_gathered(&[1u8; 16], &[4, 4, 4, 4]);
+        writer.flush();
+        // Counted and skipped after the failure.
+        writer.push_gathered(&[2u8; 8], &[4, 4]);
+        let failure = writer.failed.clone().expect("failed");
+        assert_eq!(failure.chunk(), Some(2));
+        assert_eq!(failure.bytes_in_file(), Some(10));
+        assert_eq!(writer.next_index, 6);
+        assert_eq!(writer.taken_total, 24);
     }
 }

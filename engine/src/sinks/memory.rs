@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::{Bytes, BytesMut};
 
 use crate::error::{BoxError, Cause};
-use crate::sink::Sink;
+use crate::sink::{Sink, TryWrite};
 
 #[derive(Debug, Default)]
 struct Published {
@@ -67,6 +67,11 @@ impl Sink for MemorySink {
     fn write(&mut self, chunk: Bytes) -> impl Future<Output = Result<(), BoxError>> + Send + use<> {
         self.chunks.push(chunk);
         ready(Ok(()))
+    }
+
+    fn try_write(&mut self, chunk: Bytes) -> TryWrite {
+        self.chunks.push(chunk);
+        TryWrite::Done(Ok(()))
     }
 
     fn finalize(&mut self) -> impl Future<Output = Result<(), BoxError>> + Send {

@@ -309,3 +309,35 @@ async fn an_abort_after_a_timed_out_finalize_says_the_commit_completed() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_of_mixed_sizes_are_committed_whole_and_in_order() {
+    // Small ones are gathered on the ingestion's side, mid-sized ones by
+    // the writer thread, large ones written as they are.
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("out.bin");
+    let sizes = [
+        1024,
+        3,
+        20 * 1024,
+        1024,
+        100 * 1024,
+        64 * 1024,
+        1,
+        16 * 1024 - 1,
+        70_000,
+        5,
+    ];
+    let input: Vec<Bytes> = sizes
+        .iter()
+        .cycle()
+        .take(200)
+        .enumerate()
+        .map(|(i, &n)| Bytes::from(vec![u8::try_from(i % 251).unwrap(); n]))
+        .collect();
+    let sink = FileSink::create(&target).unwrap();
+    let options = IngestOptions::builder().chunk_size(128 * 1024).max_in_flight(4).build();
+    let report = ingest(source_of(input.clone()), sink, options).await.unwrap();
+    assert_eq!(report.chunks_written, 200);
+    assert!(std::fs::read(&target).unwrap() == input.concat());
+}

@@ -692,3 +692,80 @@ async fn an_always_ready_ingestion_sees_a_cancel_from_another_thread() {
     assert_eq!(err.report().bytes_written, err.report().chunks_written * 64);
     canceller.join().unwrap();
 }
+
+fn eager(script: Script) -> Scripted {
+    Scripted::new(Script {
+        eager_even: true,
+        ..script
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn chunks_taken_at_once_and_by_write_futures_keep_source_order_and_counts() {
+    let input = chunks(41, 300);
+    // Declined chunks wait in write futures while later ones are taken at
+    // once: up to four writes in flight.
+    let sink = eager(Script {
+        write_delay: Some(Duration::from_millis(1)),
+        ..Script::default()
+    });
+    let options = IngestOptions::builder().max_in_flight(4).build();
+    let report = ingest(source_of(input.clone()), sink.clone(), options).await.unwrap();
+    assert_eq!(sink.written(), input.concat());
+    assert_eq!(terminal(&sink.calls()), vec![Call::Finalize]);
+    assert_eq!(report.bytes_written, 41 * 300);
+    assert_eq!(report.chunks_written, 41);
+    assert_eq!(report.write_latency.count, 41);
+    assert!((2..=4).contains(&report.peak_in_flight), "{}", report.peak_in_flight);
+    assert_eq!(*sink.taken_at_once.lock().unwrap(), 21);
+}
+
+#[tokio::test]
+async fn a_failing_try_write_names_its_chunk_and_aborts_the_sink() {
+    let sink = eager(Script {
+        fail_write: Some(4),
+        ..Script::default()
+    });
+    let err = ingest(source_of(chunks(10, 100)), sink.clone(), IngestOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err.cause(), Cause::Write { chunk: 4, .. }), "{err}");
+    assert_eq!(terminal(&sink.calls()), vec![Call::Abort(ErrorKind::Write)]);
+    assert_eq!(sink.written().len(), 500, "no write after the failed one");
+    assert_eq!(err.report().bytes_written, 400);
+}
+
+#[tokio::test]
+async fn a_panicking_try_write_is_a_panic_in_write_and_aborts_the_sink() {
+    let sink = eager(Script {
+        panic_write: Some(2),
+        ..Script::default()
+    });
+    let err = ingest(source_of(chunks(10, 100)), sink.clone(), IngestOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.cause(),
+            Cause::Panic {
+                site: weir::PanicSite::SinkWrite,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(terminal(&sink.calls()), vec![Call::Abort(ErrorKind::Panic)]);
+}
+
+#[tokio::test]
+async fn box_sinks_forward_try_write() {
+    let sink = eager(Script::default());
+    let boxed: weir::BoxSink = Box::new(Box::new(sink.clone()));
+    ingest(source_of(chunks(6, 10)), boxed, IngestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(sink.written(), chunks(6, 10).concat());
+    // The even-numbered three: a box that dropped `try_write` would send
+    // every chunk to `write`.
+    assert_eq!(*sink.taken_at_once.lock().unwrap(), 3);
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::{self, Stream};
-use weir::{BoxError, Cause, ErrorKind, Sink};
+use weir::{BoxError, Cause, ErrorKind, Sink, TryWrite};
 
 /// One call the sink saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +28,9 @@ pub struct Script {
     pub panic_finalize: bool,
     pub fail_abort: bool,
     pub hang_abort: bool,
+    /// `try_write` takes the even-numbered writes at once (failing or
+    /// panicking as scripted for their number) and declines the others.
+    pub eager_even: bool,
 }
 
 /// A sink that follows a script and records every call.
@@ -35,6 +38,8 @@ pub struct Script {
 pub struct Scripted {
     pub script: Script,
     pub calls: Arc<Mutex<Vec<Call>>>,
+    /// Writes `try_write` took at once.
+    pub taken_at_once: Arc<Mutex<usize>>,
     writes: usize,
 }
 
@@ -83,6 +88,23 @@ impl Sink for Scripted {
             }
             Ok(())
         }
+    }
+
+    fn try_write(&mut self, chunk: Bytes) -> TryWrite {
+        let n = self.writes;
+        if !self.script.eager_even || n % 2 == 1 {
+            return TryWrite::Declined(chunk);
+        }
+        self.writes += 1;
+        self.calls.lock().unwrap().push(Call::Write(chunk));
+        *self.taken_at_once.lock().unwrap() += 1;
+        if self.script.panic_write == Some(n) {
+            panic!("scripted panic in try_write {n}");
+        }
+        if self.script.fail_write == Some(n) {
+            return TryWrite::Done(Err("Database Connection Lost".into()));
+        }
+        TryWrite::Done(Ok(()))
     }
 
     async fn finalize(&mut self) -> Result<(), BoxError> {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use weir::{BoxError, Cause, ErrorKind, Sink};
+use weir::{BoxError, Cause, ErrorKind, Sink, TryWrite};
 
 /// One call, in the order the sink saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,6 +306,27 @@ impl<S: Sink> Sink for Recorded<S> {
         Watched {
             future: Box::pin(self.inner.write(chunk)),
             life,
+        }
+    }
+
+    /// Only a chunk the inner sink took is recorded here, as a write that
+    /// was called, polled once and (on `Ok`) acknowledged; a declined one
+    /// comes back through `write`.
+    fn try_write(&mut self, chunk: Bytes) -> TryWrite {
+        let offered = chunk.clone();
+        match self.inner.try_write(chunk) {
+            TryWrite::Declined(chunk) => TryWrite::Declined(chunk),
+            TryWrite::Done(result) => {
+                let index = self.writes;
+                self.writes += 1;
+                self.recorder.write_called(index, &offered);
+                self.recorder.write_polled(index, true);
+                if result.is_ok() {
+                    self.recorder.write_acked(index, offered.len() as u64);
+                }
+                self.recorder.write_ended();
+                TryWrite::Done(result)
+            }
         }
     }
 

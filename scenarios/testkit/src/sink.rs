@@ -6,7 +6,7 @@
 use std::future::Future;
 
 use bytes::Bytes;
-use weir::{BoxError, Cause, Sink};
+use weir::{BoxError, Cause, Sink, TryWrite};
 
 use crate::runner::Clock;
 use crate::schedule::{AbortFault, FailureSchedule, FinalizeFault};
@@ -34,7 +34,40 @@ impl<S> ChaosSink<S> {
     }
 }
 
+impl<S> ChaosSink<S> {
+    /// The scheduled delay of write `index`, in schedule milliseconds.
+    fn delay_ms(&self, index: usize) -> u64 {
+        self.schedule
+            .write_delays_ms
+            .get(index % self.schedule.write_delays_ms.len().max(1))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
 impl<S: Sink> Sink for ChaosSink<S> {
+    /// A write with no fault and no delay scheduled is offered to the inner
+    /// sink's `try_write`, so that the suite also drives sinks that take
+    /// chunks at once; any other goes to `write`, where the fault happens.
+    fn try_write(&mut self, chunk: Bytes) -> TryWrite {
+        let index = self.writes;
+        let schedule = &self.schedule;
+        let faulty = schedule.write_panics_at == Some(index)
+            || schedule.write_fails_at == Some(index)
+            || schedule.write_hangs_at == Some(index)
+            || self.delay_ms(index) != 0;
+        if faulty {
+            return TryWrite::Declined(chunk);
+        }
+        match self.inner.try_write(chunk) {
+            TryWrite::Done(result) => {
+                self.writes += 1;
+                TryWrite::Done(result)
+            }
+            declined => declined,
+        }
+    }
+
     fn write(&mut self, chunk: Bytes) -> impl Future<Output = Result<(), BoxError>> + Send + use<S> {
         let index = self.writes;
         self.writes += 1;
@@ -43,12 +76,7 @@ impl<S: Sink> Sink for ChaosSink<S> {
         }
         let fails = self.schedule.write_fails_at == Some(index);
         let hangs = self.schedule.write_hangs_at == Some(index);
-        let delay = self
-            .schedule
-            .write_delays_ms
-            .get(index % self.schedule.write_delays_ms.len().max(1))
-            .copied()
-            .unwrap_or(0);
+        let delay = self.delay_ms(index);
         // The inner sink sees the call now, in order, unless this write is
         // the one that fails or hangs.
         let inner = (!fails && !hangs).then(|| self.inner.write(chunk));
