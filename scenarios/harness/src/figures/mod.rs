@@ -82,7 +82,7 @@ pub fn schemas(scenario: &str, variant: Option<&str>) -> Option<Vec<Value>> {
             add(is("copy-encoding"), schema_of::<datasync::DatasyncEncoding>);
         }
         "delivery" => {
-            add(starts("slow-"), schema_of::<delivery::DeliverySlow>);
+            add(starts("slow-") || starts("crowd-"), schema_of::<delivery::DeliverySlow>);
             add(starts("fast-"), schema_of::<delivery::DeliveryFast>);
             add(starts("storm-"), schema_of::<delivery::DeliveryStorm>);
         }
