@@ -365,12 +365,15 @@ mod tests {
         assert!(stats.rss() > 0);
         assert!(stats.peak_rss() >= stats.rss() / 2);
         assert!(stats.open_fds() >= 3);
+        let run_before = stats.run_seconds();
         let spin = Instant::now();
         let mut x = 0u64;
         while spin.elapsed() < Duration::from_millis(50) {
             x = std::hint::black_box(x.wrapping_add(1));
         }
         assert!(stats.cpu_seconds() > 0.0);
-        assert!(stats.run_seconds() >= 0.04, "{}", stats.run_seconds());
+        // The scheduler's count moves with the spin (nanoseconds, so even a
+        // descheduled spin adds some).
+        assert!(stats.run_seconds() > run_before, "{run_before}");
     }
 }
