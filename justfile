@@ -47,6 +47,10 @@ nats-up *ARGS:
 nats-down:
     bash scripts/nats-down.sh
 
+# Installs Debian's nginx-light when no nginx is found (as root: apt-get; its service is not started): the delivery scenario's baseline, which the scenario runs with a configuration of its own.
+nginx-install:
+    bash scripts/nginx-install.sh
+
 # Re-runs exactly the chaos case a failing test printed (SINK: memory, file or null; default all).
 replay SEED SINK="":
     cargo run -q -p weir-testkit --bin chaos-replay -- {{SEED}} {{SINK}}
@@ -55,6 +59,7 @@ replay SEED SINK="":
 bench-all RESULTS="results":
     just pg-up
     just nats-up
+    just nginx-install
     cargo build --release --locked -q -p weir-lab
     rm -rf {{RESULTS}}
     for s in flow delivery datasync; do cargo run --release --locked -q -p weir-lab -- run "$s" --full --out {{RESULTS}} || exit 1; done
@@ -78,5 +83,6 @@ flow *ARGS:
 # The regression gate: short criterion benches, every scenario's quick profile, then gates.toml; a first breach is measured twice more and the median of the three decides; exits non-zero on a confirmed breach.
 gate OUT="target/gate":
     just nats-up
+    just nginx-install
     cargo bench --locked -q -p weir-benches -- --warm-up-time 1 --measurement-time 2 --noplot
     cargo run --release --locked -q -p weir-lab -- gate --out {{OUT}} --criterion target/criterion --bench-command "cargo bench --locked -q -p weir-benches -- --warm-up-time 1 --measurement-time 2 --noplot"

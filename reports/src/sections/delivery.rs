@@ -1,6 +1,7 @@
 //! The delivery section: weir's HTTP delivery (pull and engine read-ahead)
-//! against tower-http's `ServeFile`: server RSS and CPU per GiB with many
-//! slow clients (and RSS over time), fast-client throughput, and the
+//! against tower-http's `ServeFile` and nginx: server RSS and CPU per GiB
+//! with many slow clients (and RSS over time), the cost per connection with
+//! 100 and 1,000 of them (table and chart), fast-client throughput, and the
 //! disconnect storm's descriptors and memory, and the gates' verdicts. Read
 //! as the typed figures `weir-delivery`'s scenario writes
 //! (`weir_harness::figures::delivery`).
@@ -22,15 +23,16 @@ use crate::model::{Chart, LineChart, Series, Table, downsample_max};
 
 pub(crate) const SECTION: Section = Section {
     scenario: "delivery",
-    title: "Delivery: weir vs tower-http ServeFile (slow clients, throughput, disconnect storm)",
+    title: "Delivery: weir vs nginx and tower-http ServeFile (slow clients, throughput, disconnect storm)",
     render,
 };
 
 /// The servers, in display order, with their labels.
-const SERVERS: [(&str, &str); 3] = [
+const SERVERS: [(&str, &str); 4] = [
     ("weir-pull", "weir (pull)"),
     ("weir-read-ahead", "weir (engine read-ahead)"),
     ("tower-serve-file", "tower-http ServeFile"),
+    ("nginx", "nginx (sendfile)"),
 ];
 
 fn list_bytes(values: &[u64]) -> String {
@@ -59,7 +61,7 @@ fn servers(newest: &BTreeMap<&str, &ScenarioResult>) -> Vec<String> {
             seen.push(server.to_owned());
         }
     }
-    seen.retain(|s| ["slow", "fast", "storm"].iter().any(|p| newest.contains_key(format!("{p}-{s}").as_str())));
+    seen.retain(|s| ["slow", "crowd", "fast", "storm"].iter().any(|p| newest.contains_key(format!("{p}-{s}").as_str())));
     seen
 }
 
@@ -79,6 +81,7 @@ pub(crate) fn comparison_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Tabl
         "CPU vs ServeFile".to_owned(),
         "fast throughput (median)".to_owned(),
         "throughput vs ServeFile".to_owned(),
+        "throughput vs nginx".to_owned(),
         "CPU s per GiB (fast)".to_owned(),
         "storm fds before -> peak -> after".to_owned(),
         "storm RSS before -> after each storm".to_owned(),
@@ -105,6 +108,14 @@ pub(crate) fn comparison_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Tabl
             ratio(slow.is_some(), slow.as_ref().and_then(|f| f.cpu_per_gib_vs_serve_file)),
             or_dash(fast_run.map(|r| rate(r.throughput_bps))),
             ratio(fast.is_some(), fast.as_ref().and_then(|f| f.throughput_vs_serve_file)),
+            if server == "nginx" && fast.is_some() {
+                "1.00x".to_owned()
+            } else {
+                or_dash(fast.as_ref().and_then(|f| {
+                    let paired = f.paired_vs_nginx.as_ref()?;
+                    Some(format!("{:.2}x (spread {:.2})", paired.median, paired.spread))
+                }))
+            },
             or_dash(fast.as_ref().map(|f| format!("{:.3}", f.cpu_s_per_gib))),
             or_dash(
                 storm
@@ -120,6 +131,93 @@ pub(crate) fn comparison_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Tabl
         ]);
     }
     table
+}
+
+/// What a slow connection costs each server: the slow (100) and crowd
+/// (1,000) phases side by side, against nginx.
+pub(crate) fn per_connection_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table {
+    let mut table = Table::new([
+        "server",
+        "idle RSS",
+        "peak RSS (slow)",
+        "over nginx (slow)",
+        "run time (slow)",
+        "vs nginx (slow)",
+        "peak RSS (crowd)",
+        "vs nginx (crowd)",
+        "RSS per added connection",
+        "slowest fresh request (crowd)",
+        "client rate (crowd)",
+        "client CPU (slow / crowd)",
+    ]);
+    for server in servers(newest) {
+        let phase = |p: &str| {
+            newest
+                .get(format!("{p}-{server}").as_str())
+                .map(|r| r.figures::<DeliverySlow>().unwrap_or_default())
+        };
+        let (slow, crowd) = (phase("slow"), phase("crowd"));
+        if slow.is_none() && crowd.is_none() {
+            continue;
+        }
+        let x = |v: Option<f64>| or_dash(v.map(|x| format!("{x:.2}x")));
+        let signed = |v: Option<f64>| {
+            or_dash(v.map(|b| {
+                let sign = if b < 0.0 { "-" } else { "+" };
+                format!("{sign}{}", bytes(b.abs() as u64))
+            }))
+        };
+        table.row([
+            label(&server).to_owned(),
+            or_dash(slow.as_ref().or(crowd.as_ref()).map(|f| bytes(f.server_baseline_rss_bytes))),
+            or_dash(slow.as_ref().map(|f| format!("{} ({} clients)", bytes(f.server_peak_rss_bytes), f.clients))),
+            signed(slow.as_ref().and_then(|f| f.peak_rss_over_nginx_bytes)),
+            or_dash(slow.as_ref().map(|f| format!("{:.3} s", f.server_run_s))),
+            x(slow.as_ref().and_then(|f| f.cpu_vs_nginx)),
+            or_dash(crowd.as_ref().map(|f| format!("{} ({} clients)", bytes(f.server_peak_rss_bytes), f.clients))),
+            x(crowd.as_ref().and_then(|f| f.peak_rss_vs_nginx)),
+            or_dash(crowd.as_ref().and_then(|f| f.rss_slope_bytes_per_client).map(|b| bytes(b.max(0.0) as u64))),
+            or_dash(crowd.as_ref().map(|f| format!("{:.0} ms", f.fresh_request_max_ms))),
+            or_dash(crowd.as_ref().map(|f| format!("{:.0} KiB/s", f.mean_client_rate_bps / 1024.0))),
+            format!(
+                "{} / {}",
+                or_dash(slow.as_ref().map(|f| format!("{:.2} s", f.client_cpu_s))),
+                or_dash(crowd.as_ref().map(|f| format!("{:.2} s", f.client_cpu_s)))
+            ),
+        ]);
+    }
+    table
+}
+
+/// Peak server RSS against the number of slow clients (idle, the slow
+/// phase, the crowd), one line per server: the slope is the cost of a
+/// connection.
+pub(crate) fn per_connection_chart(newest: &BTreeMap<&str, &ScenarioResult>, note: &str) -> LineChart {
+    let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+    let series = servers(newest)
+        .iter()
+        .filter_map(|server| {
+            let phases: Vec<DeliverySlow> = ["slow", "crowd"]
+                .iter()
+                .filter_map(|p| newest.get(format!("{p}-{server}").as_str())?.figures::<DeliverySlow>())
+                .collect();
+            let first = phases.first()?;
+            let mut points = vec![(0.0, mib(first.server_baseline_rss_bytes))];
+            points.extend(phases.iter().map(|f| (f.clients as f64, mib(f.server_peak_rss_bytes))));
+            Some(Series {
+                name: label(server).to_owned(),
+                points,
+            })
+        })
+        .collect();
+    LineChart {
+        title: "Server peak RSS against concurrent slow clients".to_owned(),
+        note: note.to_owned(),
+        x_label: "slow clients (0: idle server)".to_owned(),
+        y_label: "server peak resident memory (MiB)".to_owned(),
+        y_log: false,
+        series,
+    }
 }
 
 /// Server RSS over time during the slow-client phase, one line per server.
@@ -192,6 +290,23 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
     if !failed.is_empty() {
         let _ = writeln!(md, "Runs that did not end ok:\n\n{}\n", failed.join("\n"));
     }
+    let per_connection = per_connection_table(&newest);
+    let cost = per_connection_chart(&newest, &note);
+    if !cost.series.is_empty() {
+        let _ = writeln!(
+            md,
+            "Cost per connection (run time from the scheduler; client CPU is the scenario process's, which shares \
+             the machine with the server):\n\n{}",
+            markdown::table(&per_connection)
+        );
+        md.push_str(&figures.chart(
+            "delivery-per-connection",
+            "server peak RSS against slow clients",
+            &Chart::Line(cost),
+            true,
+        )?);
+        md.push('\n');
+    }
     let chart = slow_rss_chart(&newest, &note);
     if chart.series.is_empty() {
         let _ = writeln!(md, "No slow-client RSS samples; run `weir-lab run delivery`.\n");
@@ -211,7 +326,7 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
 mod tests {
     use super::*;
     use serde_json::json;
-    use weir_harness::RssSeries;
+    use weir_harness::{PairedRatio, RssSeries};
 
     fn run(phase: &str, server: &str, figures: &impl serde::Serialize) -> ScenarioResult {
         let mut r = ScenarioResult::new("delivery", format!("{phase}-{server}"));
@@ -227,6 +342,8 @@ mod tests {
             "slow",
             "weir-pull",
             &DeliverySlow {
+                clients: 100,
+                server_baseline_rss_bytes: 7 << 20,
                 server_peak_rss_bytes: 8 << 20,
                 cpu_s_per_gib: 0.288,
                 cpu_per_gib_vs_serve_file: Some(0.2),
@@ -244,6 +361,7 @@ mod tests {
             &DeliveryFast {
                 throughput_vs_serve_file: Some(1.84),
                 cpu_s_per_gib: 0.32,
+                paired_vs_nginx: PairedRatio::from_pairs([(2.0, 1.0), (2.2, 2.0), (3.0, 2.0)]),
                 ..DeliveryFast::default()
             },
         );
@@ -275,12 +393,58 @@ mod tests {
             "slow",
             "tower-serve-file",
             &DeliverySlow {
+                clients: 100,
                 server_peak_rss_bytes: 14 << 20,
                 cpu_s_per_gib: 1.428,
                 ..DeliverySlow::default()
             },
         );
-        vec![slow, fast, storm, tower_fast, tower_slow]
+        let slow_run = |server: &str, clients: u64, peak: u64, vs_nginx: Option<(f64, f64, f64)>| {
+            run(
+                if clients == 100 { "slow" } else { "crowd" },
+                server,
+                &DeliverySlow {
+                    clients,
+                    server_baseline_rss_bytes: 4 << 20,
+                    server_peak_rss_bytes: peak,
+                    server_run_s: 0.25,
+                    client_cpu_s: 0.3,
+                    mean_client_rate_bps: 1e6,
+                    fresh_request_max_ms: 12.0,
+                    peak_rss_over_nginx_bytes: vs_nginx.map(|v| v.0),
+                    cpu_vs_nginx: vs_nginx.map(|v| v.1),
+                    peak_rss_vs_nginx: vs_nginx.map(|v| v.2),
+                    rss_slope_bytes_per_client: (clients == 1000).then_some(10240.0),
+                    ..DeliverySlow::default()
+                },
+            )
+        };
+        let nginx_slow = slow_run("nginx", 100, 5 << 20, None);
+        let nginx_crowd = slow_run("nginx", 1000, 14 << 20, None);
+        let weir_crowd = slow_run("weir-pull", 1000, 28 << 20, Some((0.0, 0.0, 2.0)));
+        vec![slow, fast, storm, tower_fast, tower_slow, nginx_slow, nginx_crowd, weir_crowd]
+    }
+
+    #[test]
+    fn the_per_connection_table_and_chart_put_every_server_against_nginx() {
+        let results = fixture();
+        let newest = newest_per_variant(&results);
+        let md = markdown::table(&per_connection_table(&newest));
+        expect_test::expect![[r#"
+            | server | idle RSS | peak RSS (slow) | over nginx (slow) | run time (slow) | vs nginx (slow) | peak RSS (crowd) | vs nginx (crowd) | RSS per added connection | slowest fresh request (crowd) | client rate (crowd) | client CPU (slow / crowd) |
+            |---|---|---|---|---|---|---|---|---|---|---|---|
+            | weir (pull) | 7.00 MiB | 8.00 MiB (100 clients) | - | 0.000 s | - | 28.00 MiB (1000 clients) | 2.00x | 10.0 KiB | 12 ms | 977 KiB/s | 0.00 s / 0.30 s |
+            | tower-http ServeFile | 0 B | 14.00 MiB (100 clients) | - | 0.000 s | - | - | - | - | - | - | 0.00 s / - |
+            | nginx (sendfile) | 4.00 MiB | 5.00 MiB (100 clients) | - | 0.250 s | - | 14.00 MiB (1000 clients) | - | 10.0 KiB | 12 ms | 977 KiB/s | 0.30 s / 0.30 s |
+        "#]].assert_eq(&md);
+        let chart = per_connection_chart(&newest, "");
+        let nginx = chart.series.iter().find(|s| s.name.starts_with("nginx")).unwrap();
+        assert_eq!(nginx.points, vec![(0.0, 4.0), (100.0, 5.0), (1000.0, 14.0)]);
+        // A line starts at the idle RSS of its first phase.
+        let weir = chart.series.iter().find(|s| s.name == "weir (pull)").unwrap();
+        assert_eq!(weir.points, vec![(0.0, 7.0), (100.0, 8.0), (1000.0, 28.0)]);
+        let serve_file = chart.series.iter().find(|s| s.name == "tower-http ServeFile").unwrap();
+        assert_eq!(serve_file.points, vec![(0.0, 0.0), (100.0, 14.0)]);
     }
 
     #[test]
@@ -289,10 +453,11 @@ mod tests {
         let newest = newest_per_variant(&results);
         let md = markdown::table(&comparison_table(&newest));
         expect_test::expect![[r#"
-            | server | peak RSS, 100 slow clients | CPU s per GiB (slow) | CPU vs ServeFile | fast throughput (median) | throughput vs ServeFile | CPU s per GiB (fast) | storm fds before -> peak -> after | storm RSS before -> after each storm | growth after first storm |
-            |---|---|---|---|---|---|---|---|---|---|
-            | weir (pull) | 8.00 MiB | 0.288 | 0.20x | 2980 MB/s | 1.84x | 0.320 | 13 -> 106 -> 13 | 7.00 MiB -> 10.00 MiB, 10.00 MiB | 0 B |
-            | tower-http ServeFile | 14.00 MiB | 1.428 | 1.00x | 1620 MB/s | 1.00x | 0.690 | - | - | - |
+            | server | peak RSS, 100 slow clients | CPU s per GiB (slow) | CPU vs ServeFile | fast throughput (median) | throughput vs ServeFile | throughput vs nginx | CPU s per GiB (fast) | storm fds before -> peak -> after | storm RSS before -> after each storm | growth after first storm |
+            |---|---|---|---|---|---|---|---|---|---|---|
+            | weir (pull) | 8.00 MiB | 0.288 | 0.20x | 2980 MB/s | 1.84x | 1.50x (spread 0.30) | 0.320 | 13 -> 106 -> 13 | 7.00 MiB -> 10.00 MiB, 10.00 MiB | 0 B |
+            | tower-http ServeFile | 14.00 MiB | 1.428 | 1.00x | 1620 MB/s | 1.00x | - | 0.690 | - | - | - |
+            | nginx (sendfile) | 5.00 MiB | 0.000 | - | - | - | - | - | - | - | - |
         "#]]
         .assert_eq(&md);
     }

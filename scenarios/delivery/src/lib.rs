@@ -1,20 +1,23 @@
-//! The delivery scenario: slow clients (server RSS over time, CPU per
-//! delivered GiB), fast clients (throughput against tower-http's
-//! `ServeFile`, same file, same run, rounds interleaved) and a disconnect
-//! storm (descriptors and memory back to the baseline), for each server kind.
+//! The delivery scenario: slow clients and a crowd of them (server RSS over
+//! time, CPU, fresh-request latency while they stream), fast clients
+//! (throughput in paired, interleaved rounds, same file, same run) and a
+//! disconnect storm (descriptors and memory back to the baseline), for each
+//! server kind: weir's, tower-http's `ServeFile` and nginx.
 //!
 //! Every phase of every server runs against a fresh server (a process of its
 //! own under [`Launch::Command`]), so a peak RSS is that phase's alone.
 //!
 //! The server under test is the `weir-http` product crate; this crate holds
 //! only the experiment: the [`baseline`] (tower-http's `ServeFile` behind the
-//! same accept loop), [`serve`] (a server as a process, `weir-lab serve`)
-//! and the phases.
+//! same accept loop), [`nginx`] (Debian's nginx with a configuration of the
+//! scenario's own), [`serve`] (a server as a process, `weir-lab serve`) and
+//! the phases.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod baseline;
 mod error;
+pub mod nginx;
 mod process;
 pub mod serve;
 
@@ -42,6 +45,9 @@ pub const SCENARIO: &str = "delivery";
 pub enum Phase {
     /// Many clients reading slowly for a while: server memory and CPU.
     Slow,
+    /// Ten times as many: memory per connection, and whether a fresh
+    /// request is still answered promptly.
+    Crowd,
     /// One client at a time downloading the whole file: throughput.
     Fast,
     /// Many clients hanging up mid-transfer: cleanup.
@@ -50,12 +56,13 @@ pub enum Phase {
 
 impl Phase {
     /// Every phase.
-    pub const ALL: [Self; 3] = [Self::Slow, Self::Fast, Self::Storm];
+    pub const ALL: [Self; 4] = [Self::Slow, Self::Crowd, Self::Fast, Self::Storm];
 
     /// The name in results and on command lines.
     pub fn name(self) -> &'static str {
         match self {
             Self::Slow => "slow",
+            Self::Crowd => "crowd",
             Self::Fast => "fast",
             Self::Storm => "storm",
         }
@@ -69,7 +76,7 @@ impl std::str::FromStr for Phase {
         Self::ALL
             .into_iter()
             .find(|p| p.name() == text)
-            .ok_or_else(|| format!("unknown phase {text:?} (expected slow, fast or storm)"))
+            .ok_or_else(|| format!("unknown phase {text:?} (expected slow, crowd, fast or storm)"))
     }
 }
 
@@ -86,6 +93,12 @@ pub struct DeliveryParams {
     pub slow_rate: u64,
     /// How long the slow clients read.
     pub slow_duration: Duration,
+    /// Concurrent slow clients of the crowd phase (at `slow_rate` each).
+    pub crowd_clients: usize,
+    /// How long the crowd reads.
+    pub crowd_duration: Duration,
+    /// Between two fresh requests made while slow clients stream.
+    pub fresh_request_every: Duration,
     /// Whole-file downloads per server in the fast phase.
     pub fast_rounds: usize,
     /// Clients in the disconnect storm.
@@ -121,11 +134,14 @@ impl Default for DeliveryParams {
         let defaults = ServeOptions::new(PathBuf::new());
         Self {
             file_size: 64 << 20,
-            slow_clients: 10,
+            slow_clients: 100,
             slow_rate: 1 << 20,
-            slow_duration: Duration::from_secs(3),
+            slow_duration: Duration::from_secs(4),
+            crowd_clients: 1000,
+            crowd_duration: Duration::from_secs(4),
+            fresh_request_every: Duration::from_millis(100),
             fast_rounds: 7,
-            storm_clients: 50,
+            storm_clients: 300,
             storm_hangup_after: 1 << 20,
             storm_rounds: 2,
             servers: ServerKind::ALL.to_vec(),
@@ -143,14 +159,15 @@ impl Default for DeliveryParams {
 
 impl DeliveryParams {
     /// The full profile: 100 slow clients at 1 MiB/s on a 1 GiB file for
-    /// 30 s, 9 fast rounds, 300 clients in the storm.
+    /// 30 s, 1,000 for 20 s, 9 fast rounds (the storm is the quick
+    /// profile's: 300 clients, twice).
     pub fn full() -> Self {
         Self {
             file_size: 1 << 30,
             slow_clients: 100,
             slow_duration: Duration::from_secs(30),
+            crowd_duration: Duration::from_secs(20),
             fast_rounds: 9,
-            storm_clients: 300,
             ..Self::default()
         }
     }
@@ -162,6 +179,7 @@ impl DeliveryParams {
         }
         if [
             self.slow_clients,
+            self.crowd_clients,
             self.storm_clients,
             self.storm_rounds,
             self.fast_rounds,
@@ -174,8 +192,8 @@ impl DeliveryParams {
         if self.servers.is_empty() || self.phases.is_empty() {
             return bad("at least one server and one phase");
         }
-        if self.sample_every.is_zero() {
-            return bad("the sampling interval must not be zero");
+        if self.sample_every.is_zero() || self.fresh_request_every.is_zero() {
+            return bad("the sampling and fresh-request intervals must not be zero");
         }
         Ok(())
     }
@@ -186,6 +204,8 @@ impl DeliveryParams {
         map.insert("slow_clients".into(), json!(self.slow_clients));
         map.insert("slow_rate".into(), json!(self.slow_rate));
         map.insert("slow_duration_s".into(), json!(self.slow_duration.as_secs_f64()));
+        map.insert("crowd_clients".into(), json!(self.crowd_clients));
+        map.insert("crowd_duration_s".into(), json!(self.crowd_duration.as_secs_f64()));
         map.insert("fast_rounds".into(), json!(self.fast_rounds));
         map.insert("storm_clients".into(), json!(self.storm_clients));
         map.insert("storm_hangup_after".into(), json!(self.storm_hangup_after));
@@ -234,9 +254,9 @@ pub async fn run(params: &DeliveryParams, out: &Path) -> Result<Vec<ScenarioResu
     let mut results = Vec::new();
     for phase in &params.phases {
         match phase {
-            Phase::Slow => {
+            Phase::Slow | Phase::Crowd => {
                 for &kind in &params.servers {
-                    results.push(slow(params, &dir, kind).await?);
+                    results.push(slow(params, &dir, kind, *phase).await?);
                 }
             }
             Phase::Fast => results.extend(fast(params, &dir).await?),
@@ -248,6 +268,7 @@ pub async fn run(params: &DeliveryParams, out: &Path) -> Result<Vec<ScenarioResu
         }
     }
     annotate_ratios(&mut results);
+    annotate_slow_vs_nginx(&mut results);
     for result in &results {
         result
             .write_to(out)
@@ -281,8 +302,10 @@ fn options(params: &DeliveryParams, dir: &Path, kind: ServerKind) -> ServeOption
     options
 }
 
-fn start(params: &DeliveryParams, dir: &Path, kind: ServerKind) -> Result<RunningServer, Error> {
-    RunningServer::start(&params.launch, &options(params, dir, kind))
+/// Starts a server for a phase with `clients` concurrent connections (nginx
+/// is configured for them; the others need no setting).
+fn start(params: &DeliveryParams, dir: &Path, kind: ServerKind, clients: usize) -> Result<RunningServer, Error> {
+    RunningServer::start(&params.launch, &options(params, dir, kind), clients)
 }
 
 fn result(params: &DeliveryParams, phase: Phase, kind: ServerKind) -> ScenarioResult {
@@ -296,17 +319,25 @@ fn result(params: &DeliveryParams, phase: Phase, kind: ServerKind) -> ScenarioRe
 const GIB: f64 = (1u64 << 30) as f64;
 const MIB: f64 = (1u64 << 20) as f64;
 
-/// Slow clients: RSS over time, peak, CPU per delivered GiB.
-async fn slow(params: &DeliveryParams, dir: &Path, kind: ServerKind) -> Result<ScenarioResult, Error> {
-    let server = start(params, dir, kind)?;
+/// Slow clients (`phase` slow or crowd): RSS over time, peak, CPU, and the
+/// time a fresh request waits for its first byte while they stream.
+async fn slow(params: &DeliveryParams, dir: &Path, kind: ServerKind, phase: Phase) -> Result<ScenarioResult, Error> {
+    let (clients, duration) = match phase {
+        Phase::Crowd => (params.crowd_clients, params.crowd_duration),
+        _ => (params.slow_clients, params.slow_duration),
+    };
+    let server = start(params, dir, kind, clients)?;
     let stats = ProcStats::new(server.pid());
+    let me = std::process::id();
     let sampler = ProcRssSampler::start(stats, params.sample_every)?;
     let cpu_before = stats.cpu_seconds();
+    let run_before = stats.run_seconds();
+    let clients_cpu_before = weir_harness::cpu_seconds(me, false).unwrap_or(0.0);
     let faults_before = stats.minor_faults();
     let started = Instant::now();
-    let deadline = started + params.slow_duration;
+    let deadline = started + duration;
     let path = format!("/files/{FILE_NAME}");
-    let clients: Vec<_> = (0..params.slow_clients)
+    let downloads: Vec<_> = (0..clients)
         .map(|_| {
             let path = path.clone();
             let addr = server.addr;
@@ -314,10 +345,18 @@ async fn slow(params: &DeliveryParams, dir: &Path, kind: ServerKind) -> Result<S
             tokio::spawn(async move { download(addr, &path, Some(rate), None, Some(deadline)).await })
         })
         .collect();
+    let fresh = fresh_requests(
+        server.addr,
+        &path,
+        started + duration / 3,
+        deadline,
+        params.fresh_request_every,
+    )
+    .await;
     let mut delivered = 0u64;
     let mut first_bytes = Vec::new();
     let mut failures = Vec::new();
-    for client in clients {
+    for client in downloads {
         match client.await {
             Ok(Ok(seen)) => {
                 delivered += seen.bytes;
@@ -327,41 +366,90 @@ async fn slow(params: &DeliveryParams, dir: &Path, kind: ServerKind) -> Result<S
             Err(join) => failures.push(join.to_string()),
         }
     }
+    let fresh_ms = match fresh {
+        Ok(ms) => ms,
+        Err(error) => {
+            failures.push(format!("fresh request: {error}"));
+            Vec::new()
+        }
+    };
     let elapsed = started.elapsed();
     let cpu = stats.cpu_seconds() - cpu_before;
+    let run = stats.run_seconds() - run_before;
+    let clients_cpu = weir_harness::cpu_seconds(me, false).unwrap_or(0.0) - clients_cpu_before;
     let faults = stats.minor_faults() - faults_before;
     let hwm = stats.peak_rss();
     let rss = sampler.stop();
     server.stop();
 
-    let mut result = result(params, Phase::Slow, kind).with_transfer(delivered, elapsed);
-    let peak = if params.launch == Launch::InProcess {
+    let mut result = result(params, phase, kind).with_transfer(delivered, elapsed);
+    // nginx's worker is forked before the phase, so its VmHWM is this
+    // phase's too; in-process, the high-water mark is the whole test's.
+    let peak = if params.launch == Launch::InProcess && kind != ServerKind::Nginx {
         rss.peak_bytes
     } else {
         rss.peak_bytes.max(hwm)
     };
+    let baseline = rss.baseline_bytes;
     result.rss = rss;
     result.set_figures(&DeliverySlow {
-        server_isolation: params.launch.isolation().to_owned(),
+        server_isolation: isolation(params, kind).to_owned(),
+        clients: clients as u64,
+        server_baseline_rss_bytes: baseline,
+        rss_per_client_bytes: peak.saturating_sub(baseline) as f64 / clients as f64,
         server_peak_rss_bytes: peak,
         server_peak_rss_mib: peak as f64 / MIB,
         server_cpu_s: cpu,
+        server_run_s: run,
+        client_cpu_s: clients_cpu,
         server_minor_faults: faults,
         delivered_bytes: delivered,
         cpu_s_per_gib: per_gib(cpu, delivered),
-        mean_client_rate_bps: delivered as f64 / elapsed.as_secs_f64() / params.slow_clients as f64,
+        mean_client_rate_bps: delivered as f64 / elapsed.as_secs_f64() / clients as f64,
         ttfb_max_s: first_bytes.iter().copied().fold(0.0, f64::max),
         client_failures: failures.len() as u64,
-        cpu_per_gib_vs_serve_file: None,
+        fresh_request_max_ms: fresh_ms.iter().copied().fold(0.0, f64::max),
+        fresh_request_ms: fresh_ms,
+        ..DeliverySlow::default()
     });
     if let Some(first) = failures.first() {
-        result.outcome = format!(
-            "{} of {} slow clients failed; first: {first}",
-            failures.len(),
-            params.slow_clients
-        );
+        result.outcome = format!("{} of {clients} slow clients failed; first: {first}", failures.len());
     }
     Ok(result)
+}
+
+/// Fresh requests, one after another from `from` until `until`, `every`
+/// apart: each a new connection reading one body byte; returns each one's
+/// time from connecting to that byte, milliseconds.
+async fn fresh_requests(
+    addr: std::net::SocketAddr,
+    path: &str,
+    from: Instant,
+    until: Instant,
+    every: Duration,
+) -> Result<Vec<f64>, Error> {
+    let mut times = Vec::new();
+    let mut next = from;
+    while next < until {
+        tokio::time::sleep_until(next.into()).await;
+        let asked = Instant::now();
+        let seen = download(addr, path, None, Some(1), None).await?;
+        if seen.bytes == 0 {
+            return Err(Error::check("a fresh request received no body"));
+        }
+        times.push(asked.elapsed().as_secs_f64() * 1e3);
+        next += every;
+    }
+    Ok(times)
+}
+
+/// How the measured server ran: nginx is a process whatever the launch.
+fn isolation(params: &DeliveryParams, kind: ServerKind) -> &'static str {
+    if kind == ServerKind::Nginx {
+        "process"
+    } else {
+        params.launch.isolation()
+    }
 }
 
 fn per_gib(cpu_s: f64, bytes: u64) -> f64 {
@@ -375,7 +463,7 @@ async fn fast(params: &DeliveryParams, dir: &Path) -> Result<Vec<ScenarioResult>
     let servers = params
         .servers
         .iter()
-        .map(|&kind| start(params, dir, kind))
+        .map(|&kind| start(params, dir, kind, 1))
         .collect::<Result<Vec<_>, _>>()?;
     let path = format!("/files/{FILE_NAME}");
     // Warm-up: one download each, so page cache and allocators are in the
@@ -405,32 +493,39 @@ async fn fast(params: &DeliveryParams, dir: &Path) -> Result<Vec<ScenarioResult>
             throughputs[i].push(seen.bytes as f64 / seen.elapsed.as_secs_f64());
         }
     }
-    // Each weir server against ServeFile as the median of per-round ratios:
-    // a round downloads from every server back to back, so a neighbour's
-    // burst lands in one round's pair, not in the figure.
-    let baseline = servers.iter().position(|s| s.kind == ServerKind::TowerServeFile);
+    // Each server against ServeFile and nginx as the median of per-round
+    // ratios: a round downloads from every server back to back, so a
+    // neighbour's burst lands in one round's pair, not in the figure.
+    let position = |kind: ServerKind| servers.iter().position(|s| s.kind == kind);
+    let (serve_file, nginx) = (position(ServerKind::TowerServeFile), position(ServerKind::Nginx));
+    let paired = |i: usize, base: Option<usize>| {
+        base.filter(|&b| b != i)
+            .and_then(|b| PairedRatio::from_pairs(throughputs[i].iter().copied().zip(throughputs[b].iter().copied())))
+    };
     let mut results = Vec::new();
     for (i, server) in servers.into_iter().enumerate() {
         let kind = server.kind;
         server.stop();
-        let paired = baseline
-            .filter(|&b| b != i)
-            .and_then(|b| PairedRatio::from_pairs(throughputs[i].iter().copied().zip(throughputs[b].iter().copied())));
+        let vs_serve_file = paired(i, serve_file);
+        let vs_nginx = paired(i, nginx);
         let median = weir_harness::median(&throughputs[i]);
         let mut result = result(params, Phase::Fast, kind);
         result.bytes = bytes[i];
         result.throughput_bps = median;
         result.elapsed_s = if median > 0.0 { bytes[i] as f64 / median } else { 0.0 };
         result.set_figures(&DeliveryFast {
-            server_isolation: params.launch.isolation().to_owned(),
+            server_isolation: isolation(params, kind).to_owned(),
             median_throughput_bps: median,
             throughputs_bps: throughputs[i].clone(),
             server_cpu_s: cpu[i],
             cpu_s_per_gib: per_gib(cpu[i], bytes[i]),
-            throughput_vs_serve_file: paired.as_ref().map(|p| p.median),
-            throughput_vs_serve_file_spread: paired.as_ref().map(|p| p.spread),
-            paired_vs_serve_file: paired,
+            throughput_vs_serve_file: vs_serve_file.as_ref().map(|p| p.median),
+            throughput_vs_serve_file_spread: vs_serve_file.as_ref().map(|p| p.spread),
+            paired_vs_serve_file: vs_serve_file,
             cpu_per_gib_vs_serve_file: None,
+            throughput_vs_nginx: vs_nginx.as_ref().map(|p| p.median),
+            throughput_vs_nginx_spread: vs_nginx.as_ref().map(|p| p.spread),
+            paired_vs_nginx: vs_nginx,
         });
         results.push(result);
     }
@@ -439,7 +534,7 @@ async fn fast(params: &DeliveryParams, dir: &Path) -> Result<Vec<ScenarioResult>
 
 /// The disconnect storm: descriptors and RSS before, during and after.
 async fn storm(params: &DeliveryParams, dir: &Path, kind: ServerKind) -> Result<ScenarioResult, Error> {
-    let server = start(params, dir, kind)?;
+    let server = start(params, dir, kind, params.storm_clients)?;
     let stats = ProcStats::new(server.pid());
     let path = format!("/files/{FILE_NAME}");
     // Warm-up: the runtime's threads and the allocator's arenas exist
@@ -496,7 +591,7 @@ async fn storm(params: &DeliveryParams, dir: &Path, kind: ServerKind) -> Result<
     let last = rss_after.last().copied().unwrap_or(0);
     let wide = |v: &[usize]| v.iter().map(|&n| n as u64).collect::<Vec<_>>();
     result.set_figures(&DeliveryStorm {
-        server_isolation: params.launch.isolation().to_owned(),
+        server_isolation: isolation(params, kind).to_owned(),
         fds_before: fds_before as u64,
         fds_peak: fds_peak as u64,
         fds_after: fds_after.last().map_or(u64::MAX, |&n| n as u64),
@@ -593,6 +688,45 @@ fn annotate_ratios(results: &mut [ScenarioResult]) {
         {
             figures.cpu_per_gib_vs_serve_file = Some(ratio_or_zero(figures.cpu_s_per_gib, base));
             result.set_figures(&figures);
+        }
+    }
+}
+
+/// The slow and crowd phases against nginx's (peak RSS, its excess, run
+/// time), and the crowd's RSS slope per connection over the slow phase.
+fn annotate_slow_vs_nginx(results: &mut [ScenarioResult]) {
+    let figures = |results: &[ScenarioResult], variant: &str| {
+        results
+            .iter()
+            .find(|r| r.variant == variant)
+            .and_then(ScenarioResult::figures::<DeliverySlow>)
+    };
+    for phase in [Phase::Slow, Phase::Crowd] {
+        let nginx = figures(results, &format!("{}-{}", phase.name(), ServerKind::Nginx.name()));
+        let prefix = format!("{}-", phase.name());
+        for i in 0..results.len() {
+            let Some(server) = results[i].variant.strip_prefix(&prefix) else {
+                continue;
+            };
+            let Some(mut f) = results[i].figures::<DeliverySlow>() else {
+                continue;
+            };
+            if phase == Phase::Crowd
+                && let Some(slow) = figures(results, &format!("slow-{server}"))
+                && f.clients > slow.clients
+            {
+                let added = f.server_peak_rss_bytes as f64 - slow.server_peak_rss_bytes as f64;
+                f.rss_slope_bytes_per_client = Some(added / (f.clients - slow.clients) as f64);
+            }
+            if server != ServerKind::Nginx.name()
+                && let Some(nginx) = &nginx
+            {
+                let (peak, base) = (f.server_peak_rss_bytes as f64, nginx.server_peak_rss_bytes as f64);
+                f.peak_rss_over_nginx_bytes = Some(peak - base);
+                f.peak_rss_vs_nginx = Some(ratio_or_zero(peak, base));
+                f.cpu_vs_nginx = Some(ratio_or_zero(f.server_run_s, nginx.server_run_s));
+            }
+            results[i].set_figures(&f);
         }
     }
 }

@@ -75,11 +75,23 @@ enum Running {
         stop: Option<tokio::sync::oneshot::Sender<()>>,
         thread: Option<thread::JoinHandle<()>>,
     },
+    /// nginx, always a process tree of its own whatever the [`Launch`].
+    Nginx(crate::nginx::Nginx),
 }
 
 impl RunningServer {
-    /// Starts a server and waits until it listens.
-    pub(crate) fn start(launch: &Launch, options: &ServeOptions) -> Result<Self, Error> {
+    /// Starts a server and waits until it listens; nginx is configured for
+    /// `clients` concurrent connections.
+    pub(crate) fn start(launch: &Launch, options: &ServeOptions, clients: usize) -> Result<Self, Error> {
+        if options.server == ServerKind::Nginx {
+            let nginx = crate::nginx::Nginx::start(&options.root, clients)?;
+            return Ok(Self {
+                kind: ServerKind::Nginx,
+                addr: nginx.addr(),
+                pid: nginx.worker(),
+                running: Running::Nginx(nginx),
+            });
+        }
         match launch {
             Launch::Command { program, args } => Self::spawn(program, args, options),
             Launch::InProcess => Self::in_process(options),
@@ -173,7 +185,8 @@ impl RunningServer {
         })
     }
 
-    /// The server's process id (this process's when in-process).
+    /// The server's process id (this process's when in-process; nginx's
+    /// worker).
     pub(crate) fn pid(&self) -> u32 {
         self.pid
     }
@@ -198,6 +211,7 @@ impl RunningServer {
                 let _ = child.kill();
                 let _ = child.wait();
             }
+            Running::Nginx(nginx) => nginx.stop(),
             Running::InProcess { stop, thread } => {
                 if let Some(stop) = stop.take() {
                     let _ = stop.send(());
@@ -251,6 +265,24 @@ impl ProcStats {
     /// User plus system CPU time of every thread so far, seconds.
     pub(crate) fn cpu_seconds(self) -> f64 {
         weir_harness::cpu_seconds(self.pid, false).unwrap_or(0.0)
+    }
+
+    /// Time the scheduler ran every thread so far, seconds: the first field
+    /// of each `/proc/<pid>/task/<tid>/schedstat`, in nanoseconds, so that
+    /// a short window is not rounded to 10 ms ticks. Threads that ended are
+    /// missed, which is why the servers' worker threads must outlive the
+    /// window (they do: runtimes keep their workers, nginx its one process).
+    pub(crate) fn run_seconds(self) -> f64 {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid)) else {
+            return 0.0;
+        };
+        let nanos: u64 = tasks
+            .filter_map(|task| {
+                let text = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+                text.split_whitespace().next()?.parse::<u64>().ok()
+            })
+            .sum();
+        nanos as f64 / 1e9
     }
 
     /// Minor page faults so far (pages the process touched for the first
@@ -333,11 +365,15 @@ mod tests {
         assert!(stats.rss() > 0);
         assert!(stats.peak_rss() >= stats.rss() / 2);
         assert!(stats.open_fds() >= 3);
+        let run_before = stats.run_seconds();
         let spin = Instant::now();
         let mut x = 0u64;
         while spin.elapsed() < Duration::from_millis(50) {
             x = std::hint::black_box(x.wrapping_add(1));
         }
         assert!(stats.cpu_seconds() > 0.0);
+        // The scheduler's count moves with the spin (nanoseconds, so even a
+        // descheduled spin adds some).
+        assert!(stats.run_seconds() > run_before, "{run_before}");
     }
 }

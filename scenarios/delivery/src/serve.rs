@@ -25,13 +25,16 @@ pub enum ServerKind {
     WeirPull,
     /// weir-delivery with the engine's read-ahead `FileSource`.
     WeirReadAhead,
-    /// tower-http's `ServeFile`, the baseline.
+    /// tower-http's `ServeFile`, the baseline behind weir's accept loop.
     TowerServeFile,
+    /// nginx (Debian's `nginx-light`, one worker, sendfile): the baseline
+    /// users deploy. Started by the scenario itself, never by `weir-lab serve`.
+    Nginx,
 }
 
 impl ServerKind {
     /// Every kind, in report order.
-    pub const ALL: [Self; 3] = [Self::WeirPull, Self::WeirReadAhead, Self::TowerServeFile];
+    pub const ALL: [Self; 4] = [Self::WeirPull, Self::WeirReadAhead, Self::TowerServeFile, Self::Nginx];
 
     /// The name on command lines and in results.
     pub fn name(self) -> &'static str {
@@ -39,6 +42,7 @@ impl ServerKind {
             Self::WeirPull => "weir-pull",
             Self::WeirReadAhead => "weir-read-ahead",
             Self::TowerServeFile => "tower-serve-file",
+            Self::Nginx => "nginx",
         }
     }
 
@@ -47,7 +51,7 @@ impl ServerKind {
         match self {
             Self::WeirPull => Some(FileReader::Pull),
             Self::WeirReadAhead => Some(FileReader::ReadAhead),
-            Self::TowerServeFile => None,
+            Self::TowerServeFile | Self::Nginx => None,
         }
     }
 }
@@ -56,10 +60,9 @@ impl std::str::FromStr for ServerKind {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.name() == text)
-            .ok_or_else(|| format!("unknown server {text:?} (expected weir-pull, weir-read-ahead or tower-serve-file)"))
+        Self::ALL.into_iter().find(|k| k.name() == text).ok_or_else(|| {
+            format!("unknown server {text:?} (expected weir-pull, weir-read-ahead, tower-serve-file or nginx)")
+        })
     }
 }
 
@@ -160,6 +163,9 @@ pub async fn start(options: &ServeOptions) -> Result<Server, Error> {
     let config = options.config();
     match options.server.reader() {
         Some(reader) => Ok(Server::bind_with(options.addr, config, reader).await?),
+        None if options.server == ServerKind::Nginx => Err(Error::Config(
+            "nginx is started by the delivery scenario (its own configuration), not by `serve`".to_owned(),
+        )),
         None => {
             let file = options
                 .file
@@ -237,7 +243,7 @@ mod tests {
         for kind in ServerKind::ALL {
             assert_eq!(kind.name().parse::<ServerKind>(), Ok(kind));
         }
-        assert!("nginx".parse::<ServerKind>().is_err());
+        assert!("apache".parse::<ServerKind>().is_err());
         let mut options = ServeOptions::new("/srv");
         options.rate = NonZeroU64::new(1 << 20);
         options.exit_on_stdin_eof = true;

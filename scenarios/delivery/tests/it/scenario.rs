@@ -13,19 +13,28 @@ async fn a_tiny_run_writes_every_result() {
     params.file_size = 4 << 20;
     params.slow_clients = 4;
     params.slow_duration = Duration::from_millis(500);
+    params.crowd_clients = 12;
+    params.crowd_duration = Duration::from_millis(500);
     params.fast_rounds = 1;
     params.storm_clients = 20;
     params.storm_hangup_after = 256 << 10;
     let results = run(&params, out.path()).await.unwrap();
-    assert_eq!(results.len(), 9);
-    assert_eq!(weir_harness::load_results(out.path()).unwrap().len(), 9);
+    // 4 phases x 4 servers (nginx included: `just nginx-install`).
+    assert_eq!(results.len(), 16);
+    assert_eq!(weir_harness::load_results(out.path()).unwrap().len(), 16);
     for result in &results {
         assert!(result.is_ok(), "{}: {}", result.variant, result.outcome);
         weir_harness::figures::conforms(result).unwrap();
     }
     for slow in results.iter().filter(|r| r.variant.starts_with("slow-")) {
         let f = slow.figures::<DeliverySlow>().unwrap();
-        assert_eq!(f.server_isolation, "in-process");
+        let nginx = slow.variant.ends_with("nginx");
+        assert_eq!(f.server_isolation, if nginx { "process" } else { "in-process" });
+        assert_eq!(f.peak_rss_over_nginx_bytes.is_some(), !nginx, "{}: {f:?}", slow.variant);
+        assert!(
+            f.cpu_vs_nginx.is_some() != nginx && !f.fresh_request_ms.is_empty(),
+            "{f:?}"
+        );
         assert!(
             f.delivered_bytes > 0 && f.server_peak_rss_bytes > 0,
             "{}: {f:?}",
@@ -44,9 +53,18 @@ async fn a_tiny_run_writes_every_result() {
         assert!(f.fds_back_to_baseline, "{}: {f:?}", storm.variant);
         assert_eq!(f.clients_hung_up, 20 * params.storm_rounds as u64);
     }
+    for crowd in results.iter().filter(|r| r.variant.starts_with("crowd-")) {
+        let f = crowd.figures::<DeliverySlow>().unwrap();
+        assert_eq!(f.clients, 12);
+        assert!(
+            f.rss_slope_bytes_per_client.is_some() && f.fresh_request_max_ms > 0.0,
+            "{f:?}"
+        );
+    }
     let fast = results.iter().find(|r| r.variant == "fast-weir-pull").unwrap();
     let f = fast.figures::<DeliveryFast>().unwrap();
     assert!(f.throughput_vs_serve_file.is_some(), "{f:?}");
+    assert!(f.throughput_vs_nginx.is_some() && f.paired_vs_nginx.is_some(), "{f:?}");
     assert_eq!(
         fast.metric("extra.throughput_vs_serve_file"),
         f.throughput_vs_serve_file

@@ -1,16 +1,25 @@
-//! The delivery scenario's figures: slow clients (memory and CPU), fast
-//! clients in paired rounds, and the disconnect storm, per server.
+//! The delivery scenario's figures: slow clients and a crowd of them
+//! (memory, CPU, fresh-request latency), fast clients in paired rounds, and
+//! the disconnect storm, per server; weir's against tower-http's `ServeFile`
+//! and nginx's.
 
 use serde::{Deserialize, Serialize};
 
 use crate::PairedRatio;
 
-/// Slow clients against one server (variants `slow-<server>`).
+/// Slow clients against one server (variants `slow-<server>`, and
+/// `crowd-<server>` for the larger crowd).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DeliverySlow {
     /// `in-process` or `process` (the server measured on its own).
     pub server_isolation: String,
+    /// Concurrent slow clients.
+    pub clients: u64,
+    /// The server's RSS when the clients started, bytes.
+    pub server_baseline_rss_bytes: u64,
+    /// (peak - baseline) / clients, bytes: what one slow connection costs.
+    pub rss_per_client_bytes: f64,
     /// The server's peak RSS, bytes: the gated ceiling.
     pub server_peak_rss_bytes: u64,
     /// The same in MiB, for a reader of the JSON.
@@ -32,6 +41,27 @@ pub struct DeliverySlow {
     /// CPU per GiB over `ServeFile`'s (weir servers only, when the
     /// baseline ran).
     pub cpu_per_gib_vs_serve_file: Option<f64>,
+    /// The server's run time from the scheduler (`/proc/<pid>/task/*/schedstat`),
+    /// seconds: nanosecond resolution, where `server_cpu_s` counts 10 ms ticks.
+    pub server_run_s: f64,
+    /// The scenario process's CPU (the clients, when the server is a process
+    /// of its own) over the same window, seconds.
+    pub client_cpu_s: f64,
+    /// Fresh requests (a new connection, one byte) made while the clients
+    /// streamed: each one's time to its first body byte, milliseconds.
+    pub fresh_request_ms: Vec<f64>,
+    /// The slowest of them, milliseconds: the gated figure for the crowd.
+    pub fresh_request_max_ms: f64,
+    /// Peak RSS minus nginx's peak in the same phase, bytes (may be
+    /// negative; not for nginx itself).
+    pub peak_rss_over_nginx_bytes: Option<f64>,
+    /// Peak RSS over nginx's.
+    pub peak_rss_vs_nginx: Option<f64>,
+    /// Server run time over nginx's over the same window.
+    pub cpu_vs_nginx: Option<f64>,
+    /// Crowd only: (crowd peak - slow peak) / (crowd clients - slow
+    /// clients), bytes per connection, when both phases ran.
+    pub rss_slope_bytes_per_client: Option<f64>,
 }
 
 /// Fast clients against one server (variants `fast-<server>`).
@@ -57,6 +87,13 @@ pub struct DeliveryFast {
     pub paired_vs_serve_file: Option<PairedRatio>,
     /// CPU per GiB over `ServeFile`'s.
     pub cpu_per_gib_vs_serve_file: Option<f64>,
+    /// The median of per-round ratios against nginx (not for nginx): the
+    /// gated figure of issue 14.
+    pub throughput_vs_nginx: Option<f64>,
+    /// Largest minus smallest per-round ratio against nginx.
+    pub throughput_vs_nginx_spread: Option<f64>,
+    /// Every round against nginx.
+    pub paired_vs_nginx: Option<PairedRatio>,
 }
 
 /// The disconnect storm against one server (variants `storm-<server>`).

@@ -84,7 +84,7 @@ pub fn schemas(scenario: &str, variant: Option<&str>) -> Option<Vec<Value>> {
             add(v.is_none() || scale, schema_of::<datasync::DatasyncScale>);
         }
         "delivery" => {
-            add(starts("slow-"), schema_of::<delivery::DeliverySlow>);
+            add(starts("slow-") || starts("crowd-"), schema_of::<delivery::DeliverySlow>);
             add(starts("fast-"), schema_of::<delivery::DeliveryFast>);
             add(starts("storm-"), schema_of::<delivery::DeliveryStorm>);
         }
