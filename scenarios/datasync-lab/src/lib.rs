@@ -138,7 +138,7 @@ impl Default for DatasyncParams {
             variants: Vec::new(),
             verify: true,
             worker_command: Vec::new(),
-            scale_rounds: 3,
+            scale_rounds: 5,
             scale_items_per_worker: 2,
         }
     }
