@@ -108,7 +108,9 @@ impl SinkTarget for LocalTarget {
         // a dropped upload removes its staging file there: allow a moment.
         let deadline = Instant::now() + Duration::from_secs(5);
         while self.files().len() > usize::from(committed) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
+            // Yield, not sleep the thread: on the case's current-thread runtime
+            // the dropped upload's abort task must get to run.
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let files = self.files();
         let wanted: Vec<String> = if committed {
