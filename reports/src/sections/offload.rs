@@ -28,7 +28,13 @@ pub(crate) const SECTION: Section = Section {
 /// The runtime flavours, in display order.
 const FLAVORS: [&str; 2] = ["current_thread", "multi_thread"];
 /// The ways a stage runs, in display order.
-const WAYS: [&str; 4] = ["inline", "spawn_blocking", "adapter-spawn_blocking", "adapter-rayon"];
+const WAYS: [&str; 5] = [
+    "inline",
+    "inline-no-yield",
+    "spawn_blocking",
+    "adapter-spawn_blocking",
+    "adapter-rayon",
+];
 
 /// A number of a result's `params`.
 fn num(map: &serde_json::Map<String, Value>, key: &str) -> f64 {
@@ -46,6 +52,7 @@ fn lag_p99(r: &ScenarioResult) -> String {
 fn way_label(way: &str) -> &str {
     match way {
         "inline" => "inline (on the runtime)",
+        "inline-no-yield" => "inline in the source (no yield)",
         "spawn_blocking" => "engine offload (spawn_blocking)",
         "adapter-spawn_blocking" => "stream adapter, spawn_blocking",
         "adapter-rayon" => "stream adapter, rayon pool",
@@ -185,12 +192,12 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
     if checksums.is_empty() {
         let _ = writeln!(md, "No checksum results; run `weir-lab run offload`.\n");
     } else {
-        let _ = writeln!(
-            md,
+        let part = format!(
             "The same bytes through the checksum transform (engine, NullSink) and through a plain loop calling the \
-             hasher; best and median of alternating rounds, one process.\n\n{}",
+             hasher; best and median of alternating rounds, one process.\n\n{}\n",
             markdown::table(&checksum_table(&checksums))
         );
+        md.push_str(&figures.part("offload/checksums", checksums.iter().copied(), part));
     }
 
     let baselines: BTreeMap<&str, &ScenarioResult> = newest
@@ -209,8 +216,9 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
     if runs.is_empty() {
         let _ = writeln!(md, "No offload results; run `weir-lab run offload`.\n");
     } else {
+        let mut part = String::new();
         let _ = writeln!(
-            md,
+            part,
             "`offload`: a stage hashing each chunk many times (milliseconds per chunk); `hop`: a cheap stage on \
              small chunks, so the cost of handing each chunk to a pool shows. Lag: how late a 1 ms heartbeat on \
              the same runtime fired; the median-throughput run of several is shown.\n\n{}",
@@ -227,25 +235,27 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
             }
             let mut chart = charts::lag_over_time(&lagged, &note);
             chart.title = format!("Runtime lag, CPU-heavy stage, {flavor} runtime");
-            md.push_str(&figures.chart(
+            part.push_str(&figures.chart(
                 &format!("offload-lag-{flavor}"),
                 &format!("runtime lag, inline vs offloaded, {flavor}"),
                 &Chart::Line(chart),
                 true,
             )?);
         }
-        md.push('\n');
+        part.push('\n');
+        let drawn = runs.iter().chain(baselines.values()).copied();
+        md.push_str(&figures.part("offload/stage", drawn, part));
     }
 
     if let Some(summary) = newest.get("summary") {
         let pools = pools_table(summary);
         if !pools.rows.is_empty() {
-            let _ = writeln!(
-                md,
+            let part = format!(
                 "### spawn_blocking vs rayon\n\nThe same stream adapter hands each chunk to Tokio's blocking pool or \
-                 to a dedicated rayon pool; hop = per-chunk time minus inline.\n\n{}",
+                 to a dedicated rayon pool; hop = per-chunk time minus inline.\n\n{}\n",
                 markdown::table(&pools)
             );
+            md.push_str(&figures.part("offload/pools", [*summary], part));
         }
     }
     Ok(md)
