@@ -157,6 +157,8 @@ impl Figures<'_> {
         markdown: String,
     ) -> String {
         let owned: Vec<ScenarioResult> = results.into_iter().cloned().collect();
+        // Criterion's estimates record no revision: their note says so
+        // ("rev unknown") rather than borrow another result's.
         let note = crate::provenance(&owned);
         self.parts.insert(
             key,

@@ -89,7 +89,7 @@ fn a_report_renders_from_result_files() {
     write_results(&results);
     // A write-up with a generated block: the report fills it in.
     std::fs::create_dir_all(&publish).unwrap();
-    let begin = weir_reports::splice::begin("figures/flow-results.md");
+    let begin = weir_reports::splice::begin("figures/backpressure-results.md");
     let end = weir_reports::splice::END;
     std::fs::write(
         publish.join("backpressure.md"),
