@@ -19,17 +19,17 @@ pub struct Claim {
 pub const FLAT_MEMORY: Claim = Claim {
     source: "the Node library's README",
     figure: "45 MB RSS at 100 MB, 48 MB at 1 GB, 52 MB at 10 GB",
-    setup: "Node v20, `fs` read stream, sink and sampling not described; weir: a seeded synthetic source into \
-            `NullSink`, RSS sampled every 10 ms, 100 MiB / 1 GiB / 10 GiB",
+    setup: "the seed: Node v20 reading a file with a read stream, its sink and how RSS was sampled not described; \
+            weir: a seeded synthetic source into `NullSink`, RSS sampled every 10 ms during the run",
 };
 
 /// The Node library's Milestone 2, controlled flow.
 pub const CONTROLLED: Claim = Claim {
     source: "the Node library's Milestone 2",
     figure: "flat at about 155 MB RSS with backpressure",
-    setup: "a 200 MB to 1 GB file into a sink that waits 50 to 200 ms per write, RSS of the whole Node process; \
-            weir: 1 GiB into a device model serving one 64 KiB write per 1 ms (a far larger speed mismatch), \
-            RSS of the whole process",
+    setup: "the seed: a 200 MB to 1 GB file into a sink that waits 50 to 200 ms per write, RSS of the whole Node \
+            process; weir: the slow device model of the Method section (a far larger speed mismatch), RSS of the \
+            whole process",
 };
 
 /// The Node library's Milestone 2, unbounded flow.

@@ -190,14 +190,35 @@ pub(crate) fn publish(figures: &Figures<'_>) -> Result<(), Error> {
 mod tests {
     use super::*;
 
+    /// The sections' sources, where the parts are recorded.
+    const SECTION_SOURCES: &[&str] = &[
+        include_str!("sections/bench.rs"),
+        include_str!("sections/cancellation.rs"),
+        include_str!("sections/chaos.rs"),
+        include_str!("sections/datasync.rs"),
+        include_str!("sections/delivery.rs"),
+        include_str!("sections/flow.rs"),
+        include_str!("sections/offload.rs"),
+        include_str!("sections/validation.rs"),
+    ];
+
     #[test]
-    fn every_write_up_has_a_distinct_file_and_known_parts() {
+    fn every_write_up_has_a_distinct_file_and_parts_a_section_records() {
         let mut files: Vec<&str> = WRITEUPS.iter().map(|w| w.file).collect();
         files.sort_unstable();
         files.dedup();
         assert_eq!(files.len(), WRITEUPS.len(), "two write-ups share a file");
         for w in WRITEUPS {
             assert!(!w.parts.is_empty(), "{} shows no generated part", w.file);
+            for shown in w.parts {
+                let call = format!("part(\"{}\"", shown.key);
+                assert!(
+                    SECTION_SOURCES.iter().any(|source| source.contains(&call)),
+                    "{} shows part {}, which no section records (`figures.{call}, ...)`)",
+                    w.file,
+                    shown.key
+                );
+            }
         }
     }
 

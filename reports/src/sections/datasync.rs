@@ -459,6 +459,29 @@ fn projection(newest: &BTreeMap<&str, &ScenarioResult>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn projection_bounds_take_the_lower_of_cpu_and_ceiling_and_stop_at_nats() {
+        let p = ProjectionInputs {
+            variant: "jetstream-4".into(),
+            workers: 4,
+            cores: 2.0,
+            one_worker_events_per_s: 100_000.0,
+            nats_us: 0.5,
+            postgres_us: 5.0,
+            copy_ceiling_rows_per_s: Some(300_000.0),
+        };
+        // 2 cores / 5 us = 400,000 events/s, above the measured ceiling.
+        assert_eq!(p.database_bound(), 300_000.0);
+        assert_eq!(p.front_bound(2), 200_000.0);
+        // NATS: 2 cores / 0.5 us caps the front at 4,000,000.
+        assert_eq!(p.front_bound(64), 4_000_000.0);
+        let without_ceiling = ProjectionInputs {
+            copy_ceiling_rows_per_s: None,
+            ..p
+        };
+        assert_eq!(without_ceiling.database_bound(), 400_000.0);
+    }
     use serde_json::json;
 
     fn job(variant: &str, events: u64, per_s: f64, verified: bool) -> ScenarioResult {
