@@ -61,7 +61,10 @@ pub const WRITEUPS: &[WriteUp] = &[
         file: "ingestion-baseline.md",
         milestone: "Phase 1, Milestone 1",
         title: "The minimal pipeline's baseline against a raw loop",
-        parts: &[shown("flow/throughput", FLOW_THROUGHPUT), shown("bench/engine_vs_raw", BENCH_ENGINE)],
+        parts: &[
+            shown("flow/throughput", FLOW_THROUGHPUT),
+            shown("bench/engine_vs_raw", BENCH_ENGINE),
+        ],
     },
     WriteUp {
         file: "backpressure.md",

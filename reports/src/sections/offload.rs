@@ -165,6 +165,47 @@ pub(crate) fn pools_table(summary: &ScenarioResult) -> Table {
     table
 }
 
+/// The CPU-heavy stage's lag in units of one chunk's CPU time, per
+/// runtime and way: the yield after a millisecond of inline work bounds an
+/// inline weir stage's lag by about one chunk; the no-yield way is bounded
+/// only by the coop budget.
+pub(crate) fn lag_in_chunks(runs: &[&ScenarioResult], baselines: &BTreeMap<&str, &ScenarioResult>) -> String {
+    let mut md = String::new();
+    for flavor in FLAVORS {
+        let pick = |way: &str| {
+            runs.iter().copied().find(|r| {
+                text(&r.params, "group") == "offload" && text(&r.params, "flavor") == flavor && text(&r.params, "way") == way
+            })
+        };
+        let Some(cpu) = pick("inline").map(|r| r.figures::<StageRun>().unwrap_or_default().per_chunk_cpu_us) else {
+            continue;
+        };
+        if cpu <= 0.0 {
+            continue;
+        }
+        let p99 = |r: &ScenarioResult| r.lag.as_ref().map_or(0, |l| l.p99_us);
+        let shown: Vec<String> = ["inline", "inline-no-yield", "spawn_blocking"]
+            .into_iter()
+            .filter_map(|way| {
+                let r = pick(way)?;
+                Some(format!("{} {} ({:.1} chunks)", way_label(way), millis(p99(r)), p99(r) as f64 / cpu))
+            })
+            .collect();
+        let idle = baselines.get(flavor).map_or_else(String::new, |b| format!("; idle runtime {}", millis(p99(b))));
+        let _ = writeln!(
+            md,
+            "- {flavor}: one chunk costs {:.2} ms of CPU; lag p99 {}{idle}.",
+            cpu / 1000.0,
+            shown.join(", ")
+        );
+    }
+    if !md.is_empty() {
+        md.insert_str(0, "Lag p99 in chunks of the stage's CPU time:\n\n");
+        md.push('\n');
+    }
+    md
+}
+
 fn sort_key(r: &ScenarioResult) -> (usize, usize, usize) {
     let position = |list: &[&str], value: &str| list.iter().position(|v| *v == value).unwrap_or(list.len());
     (
@@ -224,6 +265,7 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
              the same runtime fired; the median-throughput run of several is shown.\n\n{}",
             markdown::table(&offload_table(&runs, &baselines))
         );
+        part.push_str(&lag_in_chunks(&runs, &baselines));
         for flavor in FLAVORS {
             let lagged: Vec<(String, &ScenarioResult)> = runs
                 .iter()
@@ -335,6 +377,7 @@ mod tests {
             checksum("sha256", 2.0e9, 1.9e9),
             offload("current_thread", "inline", 110e6, 42_000),
             offload("current_thread", "spawn_blocking", 105e6, 2_800),
+            offload("current_thread", "inline-no-yield", 80e6, 430_000),
             summary,
         ];
         let md = render(&results, &mut figures).unwrap();
@@ -344,6 +387,14 @@ mod tests {
         assert!(md.contains("| 2.80 ms |"), "{md}");
         assert!(md.contains("| offload, multi_thread | 2288.4 us | 2300.0 us (+11.6) | 2263.7 us (-24.7) | 1.02x | 1.20 ms / 1.36 ms | rayon |"), "{md}");
         assert!(md.contains("figures/offload-lag-current_thread.svg"), "{md}");
+        assert!(
+            md.contains(
+                "- current_thread: one chunk costs 2.15 ms of CPU; lag p99 inline (on the runtime) 42.00 ms (19.5 \
+                 chunks), inline in the source (no yield) 430.00 ms (200.0 chunks), engine offload (spawn_blocking) \
+                 2.80 ms (1.3 chunks)."
+            ),
+            "{md}"
+        );
         // The verdicts are the gates': the SHA-256 ratio against its floor,
         // the BLAKE3 gate failing for want of a result.
         assert!(md.contains("Gates (`gates.toml`"), "{md}");

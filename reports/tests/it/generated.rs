@@ -33,9 +33,16 @@ fn documents() -> Vec<PathBuf> {
 
 /// The source names of a document's generated blocks, in order.
 fn blocks(doc: &str) -> Vec<String> {
-    let (before, after) = splice::begin("\u{0}").split_once('\u{0}').map(|(b, a)| (b.to_owned(), a.to_owned())).unwrap();
+    let (before, after) = splice::begin("\u{0}")
+        .split_once('\u{0}')
+        .map(|(b, a)| (b.to_owned(), a.to_owned()))
+        .unwrap();
     doc.lines()
-        .filter_map(|line| line.strip_prefix(before.as_str())?.strip_suffix(after.as_str()).map(str::to_owned))
+        .filter_map(|line| {
+            line.strip_prefix(before.as_str())?
+                .strip_suffix(after.as_str())
+                .map(str::to_owned)
+        })
         .collect()
 }
 
@@ -76,7 +83,11 @@ fn every_write_up_exists_shows_its_block_and_is_linked_from_both_indexes() {
             writeup.file,
             writeup.results_name()
         );
-        assert!(index.contains(&format!("]({})", writeup.file)), "reports/README.md does not link {}", writeup.file);
+        assert!(
+            index.contains(&format!("]({})", writeup.file)),
+            "reports/README.md does not link {}",
+            writeup.file
+        );
         assert!(
             readme.contains(&format!("](reports/{})", writeup.file)),
             "README.md does not link reports/{}",

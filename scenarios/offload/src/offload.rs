@@ -291,9 +291,7 @@ fn measure(
             }
             Way::InlineNoYield => {
                 let mut burn = burn;
-                let source = source.map(move |chunk: io::Result<Bytes>| {
-                    chunk.inspect(|chunk| burn.burn(chunk))
-                });
+                let source = source.map(move |chunk: io::Result<Bytes>| chunk.inspect(|chunk| burn.burn(chunk)));
                 ingest(source, NullSink, options.build()).await
             }
             Way::AdapterSpawnBlocking => {
