@@ -37,6 +37,7 @@ use weir_datasync::sink::CopyTarget;
 
 use crate::two_stage::run_two_stage;
 
+pub mod faults;
 mod scale;
 pub mod two_stage;
 

@@ -170,6 +170,7 @@ fn worker_config(job: &JobConfig) -> work::WorkerConfig {
         consumer: "workers".to_owned(),
         ack_wait: Duration::from_secs(10),
         idle_exit: None,
+        unreachable_after: Duration::from_secs(60),
         hold_before_ack: Duration::ZERO,
     }
 }
