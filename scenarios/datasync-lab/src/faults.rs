@@ -477,29 +477,15 @@ impl Ledger {
     }
 }
 
-fn worker_args(params: &FaultParams, cluster: &Cluster, url: &str, api_url: &str) -> Result<Vec<String>, Error> {
+fn worker_args(params: &FaultParams, job: &JobConfig, cluster: &Cluster) -> Result<Vec<String>, Error> {
     let (_, base) = params
         .worker_command
         .split_first()
         .ok_or_else(|| Error::Config("no worker command".to_owned()))?;
-    let ack_wait = format!("{}ms", params.ack_wait.as_millis());
     let mut args: Vec<String> = base.to_vec();
+    args.extend(crate::worker_job_args(job, &cluster.servers()?, QUEUE));
+    let ack_wait = format!("{}ms", params.ack_wait.as_millis());
     for arg in [
-        "--api-url",
-        api_url,
-        "--api-key",
-        DEFAULT_API_KEY,
-        "--database-url",
-        url,
-        "--schema",
-        "datasync_faults",
-        "--segment-events",
-        &params.segment_events.to_string(),
-        "--no-progress",
-        "--nats",
-        &cluster.servers()?.join(","),
-        "--queue",
-        QUEUE,
         "--ack-wait",
         &ack_wait,
         "--idle-exit",
@@ -531,6 +517,7 @@ async fn drive(
     let js = work::connect(&cluster.servers()?).await?;
     let mut job = JobConfig::new(api_url, DEFAULT_API_KEY, url);
     job.schema = "datasync_faults".to_owned();
+    job.segment_events = params.segment_events;
     let db = Db::connect(url, &job.schema).await?;
     db.drop_schema().await?;
     ensure_queue(&js, QUEUE, 3).await?;
@@ -540,7 +527,7 @@ async fn drive(
     publish_plan(&js, QUEUE, &items).await?;
 
     let program = params.worker_command[0].clone();
-    let args = worker_args(params, cluster, url, api_url)?;
+    let args = worker_args(params, &job, cluster)?;
     let (lines_tx, lines) = mpsc::channel();
     let mut workers = Workers(Vec::new());
     for index in 0..params.workers {

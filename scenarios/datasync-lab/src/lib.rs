@@ -206,6 +206,32 @@ impl ApiServer {
     }
 }
 
+/// A worker process's arguments after its command (`weir-lab
+/// datasync-worker`): the job's API, database, schema and segment size,
+/// the queue's servers and name, no progress bar.
+fn worker_job_args(job: &JobConfig, servers: &[String], queue: &str) -> Vec<String> {
+    [
+        "--api-url",
+        &job.api_url,
+        "--api-key",
+        DEFAULT_API_KEY,
+        "--database-url",
+        &job.database_url,
+        "--schema",
+        &job.schema,
+        "--segment-events",
+        &job.segment_events.to_string(),
+        "--no-progress",
+        "--nats",
+        &servers.join(","),
+        "--queue",
+        queue,
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect()
+}
+
 fn io_error(context: &str) -> impl FnOnce(std::io::Error) -> crate::Error + '_ {
     move |source| crate::Error::Io {
         context: context.to_owned(),
