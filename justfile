@@ -55,15 +55,15 @@ nginx-install:
 replay SEED SINK="":
     cargo run -q -p weir-testkit --bin chaos-replay -- {{SEED}} {{SINK}}
 
-# The main job: every scenario (flow, delivery and datasync at full size, the others' default profiles), every criterion bench, then `just report` and the gates' verdicts on what it measured ("N of M gates pass", breaches listed; a measurement run, so it exits 0 when every scenario ran). Writes only to ignored paths: RESULTS (emptied first), target/criterion and reports/out; `just publish` puts the figures into the committed documents.
+# The main job: every scenario (flow, delivery, datasync and jetstream at full size, the others' default profiles), every criterion bench, then `just report` and the gates' verdicts on what it measured ("N of M gates pass", breaches listed; a measurement run, so it exits 0 when every scenario ran). Writes only to ignored paths: RESULTS (emptied first), target/criterion and reports/out; `just publish` puts the figures into the committed documents.
 bench-all RESULTS="results":
     just pg-up
     just nats-up
     just nginx-install
     cargo build --release --locked -q -p weir-lab
     rm -rf {{RESULTS}}
-    for s in flow delivery datasync; do cargo run --release --locked -q -p weir-lab -- run "$s" --full --out {{RESULTS}} || exit 1; done
-    for s in $(cargo run --release --locked -q -p weir-lab -- list --names); do case "$s" in flow|delivery|datasync) ;; *) cargo run --release --locked -q -p weir-lab -- run "$s" --out {{RESULTS}} || exit 1;; esac; done
+    for s in flow delivery datasync jetstream; do cargo run --release --locked -q -p weir-lab -- run "$s" --full --out {{RESULTS}} || exit 1; done
+    for s in $(cargo run --release --locked -q -p weir-lab -- list --names); do case "$s" in flow|delivery|datasync|jetstream) ;; *) cargo run --release --locked -q -p weir-lab -- run "$s" --out {{RESULTS}} || exit 1;; esac; done
     cargo bench --locked -q -p weir-benches -- --warm-up-time 1 --measurement-time 3 --noplot
     just report {{RESULTS}}
     cargo run --release --locked -q -p weir-lab -- gate --no-run --report-only --out {{RESULTS}} --criterion target/criterion

@@ -11,8 +11,10 @@
 # - Each node has its own config, store directory, log and PID file under
 #   .nats/<node>/ ($WEIR_NATS_DIR instead of .nats when set: a test's own
 #   cluster); client, cluster and monitoring ports are free ones from
-#   $WEIR_NATS_PORT (default 44220) up, so another checkout's cluster does
-#   not clash.
+#   $WEIR_NATS_PORT (default 14220) up, so another checkout's cluster does
+#   not clash. Keep them below Linux's ephemeral range (32768-60999): there
+#   the local end of any outgoing connection may take a port between the
+#   check and the node's bind ("address already in use").
 # - Waits until JetStream answers on every node and (cluster) a metadata
 #   leader is elected, then writes .nats/env:
 #     NATS_URL=nats://127.0.0.1:P1,nats://127.0.0.1:P2,...
@@ -86,7 +88,7 @@ echo "nats-up: $(nats-server --version)"
 
 # Three free ports a node: client, cluster, monitoring. `free_port` sets
 # PORT (a subshell could not move `next` on).
-next="${WEIR_NATS_PORT:-44220}"
+next="${WEIR_NATS_PORT:-14220}"
 free_port() {
     while port_taken "$next"; do
         next=$((next + 1))

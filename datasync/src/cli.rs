@@ -144,14 +144,10 @@ impl QueueArgs {
     ///
     /// When none is configured.
     pub fn servers(&self) -> Result<Vec<String>, crate::Error> {
-        match &self.nats {
-            Some(list) => Ok(list
-                .split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect()),
-            None => Ok(weir_jetstream::nats_servers()?),
-        }
+        Ok(match &self.nats {
+            Some(list) => weir_jetstream::parse_servers(list)?,
+            None => weir_jetstream::nats_servers()?,
+        })
     }
 }
 
@@ -212,6 +208,10 @@ pub struct WorkerArgs {
     /// Exit after the queue has been empty this long (default: never).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub idle_exit: Option<Duration>,
+    /// Exit with an error once the queue has been unreachable this long (a
+    /// stopped cluster); leader elections and a lost node take seconds.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub unreachable_after: Duration,
     /// Fault injection for the crash test: wait this long between an item's
     /// commit and its ack.
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
@@ -232,6 +232,7 @@ pub async fn run_worker_args(args: &WorkerArgs) -> Result<WorkerReport, crate::E
         consumer: args.consumer.clone(),
         ack_wait: args.ack_wait,
         idle_exit: args.idle_exit,
+        unreachable_after: args.unreachable_after,
         hold_before_ack: args.hold_before_ack,
     };
     let js = work::connect(&args.queue.servers()?).await?;

@@ -211,6 +211,9 @@ pub struct WorkerConfig {
     /// Stop after the queue has been empty this long (`None`: run until
     /// cancelled).
     pub idle_exit: Option<Duration>,
+    /// Give up with an error once the queue has been unreachable this long
+    /// (a stopped cluster); a leader election or a lost node takes seconds.
+    pub unreachable_after: Duration,
     /// Fault injection for the crash test: after an item's job committed,
     /// wait this long before the ack, so that a kill lands between commit
     /// and ack. Zero in normal use.
@@ -286,18 +289,19 @@ pub async fn run_worker(
 ) -> Result<WorkerReport, crate::Error> {
     let started = Instant::now();
     // A leader election (a lost node) makes the first requests time out:
-    // keep asking for a while before calling the queue unreachable.
-    let consumer = {
+    // keep asking, up to `unreachable_after`, before calling the queue
+    // unreachable.
+    let mut consumer = {
         let mut attempt = 0u32;
         loop {
             match worker_consumer(js, config).await {
                 Ok(consumer) => break consumer,
-                Err(error) if attempt < 20 && !stop.is_cancelled() => {
+                Err(error) if started.elapsed() < config.unreachable_after && !stop.is_cancelled() => {
                     attempt += 1;
                     tracing::warn!(%error, attempt, "the work queue is not reachable yet; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
-                Err(error) => return Err(error),
+                Err(error) => return Err(unreachable(config, started.elapsed(), &error)),
             }
         }
     };
@@ -311,6 +315,8 @@ pub async fn run_worker(
     };
     let mut report = WorkerReport::default();
     let mut idle_since = Instant::now();
+    // Since when every pull has failed (`None`: the last one answered).
+    let mut failing_since: Option<Instant> = None;
     loop {
         let batch = tokio::select! {
             () = stop.cancelled() => break,
@@ -319,21 +325,35 @@ pub async fn run_worker(
         let batch = match batch {
             Ok(Some(batch)) => batch,
             Ok(None) => {
+                failing_since = None;
                 if config.idle_exit.is_some_and(|idle| idle_since.elapsed() >= idle) {
                     break;
                 }
                 continue;
             }
             Err(error) => {
-                // A lost node or a leader election: wait and ask again.
+                // A lost node, a leader election, or a consumer that was
+                // deleted or expired: wait, open the consumer again (made
+                // anew when it is gone) and ask again, until the queue has
+                // been unreachable for `unreachable_after`.
                 report.pull_errors += 1;
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= config.unreachable_after {
+                    return Err(unreachable(config, since.elapsed(), &error));
+                }
                 tracing::warn!(%error, "pulling a work item failed; retrying");
                 tokio::select! {
                     () = stop.cancelled() => break,
-                    () = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
                 }
+                match worker_consumer(js, config).await {
+                    Ok(reopened) => consumer = reopened,
+                    Err(error) => tracing::warn!(%error, "reopening the consumer failed; retrying"),
+                }
+                continue;
             }
         };
+        failing_since = None;
         let outcome = Arc::new(Mutex::new(ItemOutcome::default()));
         let sink = ItemSink {
             job: config.job.clone(),
@@ -352,7 +372,7 @@ pub async fn run_worker(
         let outcome = outcome.lock().unwrap_or_else(PoisonError::into_inner).clone();
         match result {
             Ok(batch) => {
-                tracing::info!(redelivered = batch.redelivered, "item acked");
+                tracing::info!(item = outcome.item, redelivered = batch.redelivered, "item acked");
                 report.items += 1;
                 report.redelivered += batch.redelivered;
                 report.already_done += u64::from(outcome.already_done);
@@ -372,6 +392,15 @@ pub async fn run_worker(
     Ok(report)
 }
 
+fn unreachable(config: &WorkerConfig, for_: Duration, error: &dyn std::fmt::Display) -> crate::Error {
+    crate::Error::Queue(format!(
+        "the work queue `{}` has been unreachable for {:.1} s (limit {:?}): {error}",
+        config.stream,
+        for_.as_secs_f64(),
+        config.unreachable_after
+    ))
+}
+
 fn weir_error_text(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut next = error.source();
@@ -389,6 +418,8 @@ const MAX_ITEM_BYTES: usize = 64 << 10;
 
 #[derive(Debug, Clone, Default)]
 struct ItemOutcome {
+    /// The item's job name (empty until its descriptor parsed).
+    item: String,
     already_done: bool,
     malformed: bool,
     rows_inserted: u64,
@@ -430,6 +461,8 @@ impl Sink for ItemSink {
                 return Ok(());
             }
         };
+        tracing::info!(item = item.job, "item started");
+        self.outcome.lock().unwrap_or_else(PoisonError::into_inner).item = item.job.clone();
         let mut job = self.job.clone();
         job.job = item.job.clone();
         job.start = Some(Resume {
@@ -470,6 +503,29 @@ impl Sink for ItemSink {
         tracing::debug!(%cause, "work item aborted; its committed segments stay for the next taker");
         Ok(())
     }
+}
+
+/// The items of `stream` its consumer `consumer` has still to deliver or
+/// to see acked (what a load waits for; the stream's message count can
+/// also hold an acked item whose removal a crashed server lost).
+///
+/// # Errors
+///
+/// The queue or the consumer cannot be read.
+pub async fn items_left(js: &Context, stream: &str, consumer: &str) -> Result<u64, crate::Error> {
+    let stream = js
+        .get_stream(stream)
+        .await
+        .map_err(|e| crate::Error::Queue(format!("opening the work queue `{stream}`: {e}")))?;
+    let mut consumer: PullConsumer = stream
+        .get_consumer(consumer)
+        .await
+        .map_err(|e| crate::Error::Queue(format!("opening the consumer `{consumer}`: {e}")))?;
+    let info = consumer
+        .info()
+        .await
+        .map_err(|e| crate::Error::Queue(format!("reading the consumer: {e}")))?;
+    Ok(info.num_pending + info.num_ack_pending as u64)
 }
 
 /// A JetStream context on `servers` (see [`weir_jetstream::nats_servers`]).

@@ -99,6 +99,16 @@ pub fn nats_servers() -> Result<Vec<String>, Error> {
         .filter(|url| !url.trim().is_empty())
         .or_else(|| env_file_value("NATS_URL"))
         .ok_or(Error::NoServer)?;
+    parse_servers(&list)
+}
+
+/// The addresses of a comma-separated server list (`NATS_URL`'s format),
+/// blanks dropped.
+///
+/// # Errors
+///
+/// [`Error::NoServer`] when the list names none.
+pub fn parse_servers(list: &str) -> Result<Vec<String>, Error> {
     let servers: Vec<String> = list
         .split(',')
         .map(str::trim)

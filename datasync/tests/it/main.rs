@@ -7,4 +7,3 @@ mod crash;
 mod job;
 mod support;
 mod work;
-mod work_faults;

@@ -46,6 +46,7 @@ fn worker_config(api_url: &str, schema: &str, queue: &str) -> WorkerConfig {
         consumer: "workers".to_owned(),
         ack_wait: Duration::from_secs(5),
         idle_exit: Some(Duration::from_secs(2)),
+        unreachable_after: Duration::from_secs(60),
         hold_before_ack: Duration::ZERO,
     }
 }
@@ -224,5 +225,55 @@ async fn a_dead_database_fails_the_item_and_it_comes_again() {
     assert!(report.failed >= 2, "naked and taken again: {report:?}");
     let mut stream = js.get_stream(&queue).await.unwrap();
     assert_eq!(stream.info().await.unwrap().state.messages, 1, "the item is not lost");
+    api.shutdown().await;
+}
+
+/// The items left on `queue`.
+async fn queued(js: &Context, queue: &str) -> u64 {
+    let mut stream = js.get_stream(queue).await.expect("the queue");
+    stream.info().await.expect("the queue's state").state.messages
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_deleted_mid_run_is_made_again_and_the_load_stays_exact() {
+    // What a durable consumer's expiry (or an operator's `nats consumer rm`)
+    // does to a running worker.
+    let js = jetstream().await;
+    let schema = schema("work_consumer_gone");
+    let db = fresh_db(&schema).await;
+    let data = dataset(75, 12_000);
+    let api = start_api(data, quick_faults()).await;
+    let queue = format!("WORK_CONSUMER_GONE_{}", std::process::id());
+    fresh_queue(&js, &queue).await;
+    let client = ApiClient::new(&api.url(), API_KEY, job_config(&api.url(), &schema).retry).unwrap();
+    let items = plan(&client, "gone", 8).await.unwrap();
+    publish_plan(&js, &queue, &items).await.unwrap();
+    let mut config = worker_config(&api.url(), &schema, &queue);
+    config.idle_exit = Some(Duration::from_secs(3));
+    let worker = {
+        let (js, config) = (js.clone(), config.clone());
+        tokio::spawn(async move { run_worker(&js, &config, CancellationToken::new()).await })
+    };
+    // Once the worker is under way, delete its consumer from the server.
+    let under_way = tokio::time::timeout(Duration::from_secs(60), async {
+        while queued(&js, &queue).await == items.len() as u64 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(under_way.is_ok(), "the worker acked no item in 60 s");
+    let stream = js.get_stream(&queue).await.unwrap();
+    stream
+        .delete_consumer(&config.consumer)
+        .await
+        .expect("delete the consumer");
+    let report = tokio::time::timeout(Duration::from_secs(120), worker)
+        .await
+        .expect("the worker neither hung nor gave up")
+        .unwrap()
+        .unwrap();
+    assert_eq!(queued(&js, &queue).await, 0, "every item acked: {report:?}");
+    assert!(report.items >= items.len() as u64, "{report:?}");
+    assert_exact(&db, &data).await;
     api.shutdown().await;
 }

@@ -30,6 +30,7 @@ sections!(
     delivery,
     offload,
     datasync,
+    jetstream,
     chaos,
     bench
 );

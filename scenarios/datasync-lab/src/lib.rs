@@ -37,6 +37,7 @@ use weir_datasync::sink::CopyTarget;
 
 use crate::two_stage::run_two_stage;
 
+pub mod faults;
 mod scale;
 pub mod two_stage;
 
@@ -203,6 +204,32 @@ impl ApiServer {
         self.runtime.block_on(api.shutdown());
         counts
     }
+}
+
+/// A worker process's arguments after its command (`weir-lab
+/// datasync-worker`): the job's API, database, schema and segment size,
+/// the queue's servers and name, no progress bar.
+fn worker_job_args(job: &JobConfig, servers: &[String], queue: &str) -> Vec<String> {
+    [
+        "--api-url",
+        &job.api_url,
+        "--api-key",
+        DEFAULT_API_KEY,
+        "--database-url",
+        &job.database_url,
+        "--schema",
+        &job.schema,
+        "--segment-events",
+        &job.segment_events.to_string(),
+        "--no-progress",
+        "--nats",
+        &servers.join(","),
+        "--queue",
+        queue,
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect()
 }
 
 fn io_error(context: &str) -> impl FnOnce(std::io::Error) -> crate::Error + '_ {

@@ -170,6 +170,7 @@ fn worker_config(job: &JobConfig) -> work::WorkerConfig {
         consumer: "workers".to_owned(),
         ack_wait: Duration::from_secs(10),
         idle_exit: None,
+        unreachable_after: Duration::from_secs(60),
         hold_before_ack: Duration::ZERO,
     }
 }
@@ -210,7 +211,8 @@ async fn load_with_workers(
 
     // The queue's consumer is infrastructure, like the schema: made before
     // the clock starts (its RAFT group's election takes a while).
-    work::worker_consumer(&js, &worker_config(&config)).await?;
+    let worker = worker_config(&config);
+    work::worker_consumer(&js, &worker).await?;
     let started = Instant::now();
     let client = ApiClient::new(api_url, DEFAULT_API_KEY, config.retry)?;
     let items = plan(&client, "scale", params.scale_items_per_worker.max(1) * workers as u64).await?;
@@ -220,21 +222,7 @@ async fn load_with_workers(
     for _ in 0..workers {
         let child = Command::new(program)
             .args(base)
-            .args([
-                "--api-url",
-                api_url,
-                "--api-key",
-                DEFAULT_API_KEY,
-                "--database-url",
-                url,
-            ])
-            .args([
-                "--schema",
-                &config.schema,
-                "--segment-events",
-                &params.segment_events.to_string(),
-            ])
-            .args(["--no-progress", "--nats", &servers.join(","), "--queue", QUEUE])
+            .args(crate::worker_job_args(&config, &servers, QUEUE))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -247,15 +235,7 @@ async fn load_with_workers(
     // Done when the work queue is empty: every item acked after its commit.
     let deadline = Instant::now() + Duration::from_secs(1800);
     loop {
-        let mut stream = js
-            .get_stream(QUEUE)
-            .await
-            .map_err(|e| crate::Error::Queue(format!("reading the queue: {e}")))?;
-        let info = stream
-            .info()
-            .await
-            .map_err(|e| crate::Error::Queue(format!("reading the queue: {e}")))?;
-        if info.state.messages == 0 {
+        if work::items_left(&js, QUEUE, &worker.consumer).await? == 0 {
             break;
         }
         if let Some(child) = children

@@ -1,9 +1,11 @@
 //! `weir-lab datasync` (the ingestion job), `weir-lab datasync-api` (the
 //! mock event API) and `weir-lab run datasync` (the scenario: the job vs
-//! staging-only COPY, the two-stage TSV design and row-by-row INSERT).
+//! staging-only COPY, the two-stage TSV design and row-by-row INSERT), and
+//! `weir-lab run jetstream` (the job over JetStream workers under faults).
 
 use weir_datasync::cli::{self, ApiArgs, JobArgs, PlanArgs, WorkerArgs};
 use weir_datasync_lab::DatasyncParams;
+use weir_datasync_lab::faults::{self, FaultParams};
 use weir_harness::ScenarioResult;
 
 use crate::RunArgs;
@@ -63,8 +65,37 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Vec<ScenarioResult>> {
     };
     params.seed = args.seed;
     params.variants = args.variant.clone();
-    // The jetstream variants' workers: this binary's `datasync-worker`.
-    let exe = std::env::current_exe()?;
-    params.worker_command = vec![exe.display().to_string(), "datasync-worker".to_owned()];
+    params.worker_command = worker_command()?;
     Ok(weir_datasync_lab::run(&params, &args.out)?)
+}
+
+/// The worker process of the distributed job: this binary's `datasync-worker`.
+fn worker_command() -> anyhow::Result<Vec<String>> {
+    let exe = std::env::current_exe()?;
+    Ok(vec![exe.display().to_string(), "datasync-worker".to_owned()])
+}
+
+/// Runs the jetstream scenario, the distributed job under faults on a
+/// cluster of its own: `--full` for 3,000,000 events and 12 kills, `--seed`
+/// for the log and the fault schedule. PostgreSQL as for `run datasync`.
+pub fn jetstream(args: &RunArgs) -> anyhow::Result<Vec<ScenarioResult>> {
+    if args.size.is_some() || args.sink.is_some() || args.source.is_some() {
+        anyhow::bail!(
+            "the jetstream scenario takes --full (3,000,000 events, 12 kills) and --seed; not --size, --sink or --source"
+        );
+    }
+    if let Some(unknown) = args.variant.iter().find(|v| *v != faults::VARIANT_FAULTS) {
+        anyhow::bail!(
+            "the jetstream scenario has one variant, `{}`; not `{unknown}`",
+            faults::VARIANT_FAULTS
+        );
+    }
+    let mut params = if args.full {
+        FaultParams::full()
+    } else {
+        FaultParams::default()
+    };
+    params.seed = args.seed;
+    params.worker_command = worker_command()?;
+    Ok(faults::run(&params, &args.out)?)
 }

@@ -78,6 +78,8 @@ pub enum ScenarioName {
     Validation,
     /// API -> PostgreSQL with faults on: exactly-once binary COPY job vs staging-only, two-stage TSV and row-by-row INSERT (needs `just pg-up`).
     Datasync,
+    /// DataSync over NATS JetStream workers under faults (kills, one between commit and ack, the leader node's loss, a stopped worker): exact load, recovery times.
+    Jetstream,
 }
 
 /// Arguments of `weir-lab run`; each scenario reads the ones it uses and
@@ -167,6 +169,7 @@ fn run_scenario(args: &RunArgs) -> anyhow::Result<Vec<ScenarioResult>> {
         ScenarioName::Chaos => chaos::run(args),
         ScenarioName::Flow => flow::run(args),
         ScenarioName::Datasync => datasync::run(args),
+        ScenarioName::Jetstream => datasync::jetstream(args),
         ScenarioName::Delivery => delivery::run(args),
         ScenarioName::Offload => offload::run(args),
         ScenarioName::Cancellation => cancellation::run(args),
@@ -180,7 +183,11 @@ fn run_child(args: &ChildArgs) -> anyhow::Result<()> {
         ScenarioName::Flow => flow::child(args),
         ScenarioName::Delivery => anyhow::bail!("the delivery scenario runs its servers with `serve`, not `__child`"),
         ScenarioName::Offload => anyhow::bail!("the offload scenario measures in-process, not with `__child`"),
-        ScenarioName::Chaos | ScenarioName::Cancellation | ScenarioName::Validation | ScenarioName::Datasync => {
+        ScenarioName::Chaos
+        | ScenarioName::Cancellation
+        | ScenarioName::Validation
+        | ScenarioName::Datasync
+        | ScenarioName::Jetstream => {
             anyhow::bail!(
                 "the {:?} scenario measures in-process, not with `__child`",
                 args.scenario

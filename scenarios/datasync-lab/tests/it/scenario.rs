@@ -91,7 +91,7 @@ fn unknown_variants_are_refused() {
 
 /// `weir-datasync` (this workspace's binary, built beside the tests by
 /// `just test`): the worker process of the jetstream variants.
-fn worker_command() -> Vec<String> {
+pub(crate) fn worker_command() -> Vec<String> {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(std::path::Path::parent).unwrap();
     let worker = dir.join("weir-datasync");

@@ -29,6 +29,7 @@ pub mod chaos;
 pub mod datasync;
 pub mod delivery;
 pub mod flow;
+pub mod jetstream;
 pub mod offload;
 pub mod validation;
 
@@ -38,13 +39,14 @@ use serde_json::Value;
 use crate::ScenarioResult;
 
 /// Every scenario with registered figures, by the name its results carry.
-pub const SCENARIOS: [&str; 8] = [
+pub const SCENARIOS: [&str; 9] = [
     "bench",
     "cancellation",
     "chaos",
     "datasync",
     "delivery",
     "flow",
+    "jetstream",
     "offload",
     "validation",
 ];
@@ -93,6 +95,7 @@ pub fn schemas(scenario: &str, variant: Option<&str>) -> Option<Vec<Value>> {
             add(is("throughput"), schema_of::<flow::FlowThroughput>);
             add(is("summary"), schema_of::<flow::FlowSummary>);
         }
+        "jetstream" => add(is("faults"), schema_of::<jetstream::JetstreamFaults>),
         "offload" => {
             add(starts("checksum-"), schema_of::<offload::ChecksumRun>);
             add(starts("offload-") || starts("hop-"), schema_of::<offload::StageRun>);
