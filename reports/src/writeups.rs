@@ -54,6 +54,7 @@ const CANCELLATION: &str = "cargo run --release -p weir-lab -- run cancellation"
 const OFFLOAD: &str = "cargo run --release -p weir-lab -- run offload";
 const DELIVERY: &str = "just nginx-install && cargo run --release -p weir-lab -- run delivery --full";
 const DATASYNC: &str = "just pg-up && just nats-up && cargo run --release -p weir-lab -- run datasync --full";
+const JETSTREAM: &str = "just pg-up && cargo run --release -p weir-lab -- run jetstream --full";
 
 /// Every write-up, in the plan's order: Phase 1, Phase 2, then DataSync.
 pub const WRITEUPS: &[WriteUp] = &[
@@ -135,6 +136,7 @@ pub const WRITEUPS: &[WriteUp] = &[
             shown("datasync/ceiling", DATASYNC),
             shown("datasync/cpu", DATASYNC),
             shown("datasync/scale", DATASYNC),
+            shown("jetstream/faults", JETSTREAM),
         ],
     },
 ];
@@ -201,6 +203,7 @@ mod tests {
         include_str!("sections/datasync.rs"),
         include_str!("sections/delivery.rs"),
         include_str!("sections/flow.rs"),
+        include_str!("sections/jetstream.rs"),
         include_str!("sections/offload.rs"),
         include_str!("sections/validation.rs"),
     ];
