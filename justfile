@@ -72,7 +72,7 @@ bench-all RESULTS="results":
 report RESULTS="results":
     cargo run --release --locked -q -p weir-lab -- report {{RESULTS}} --out reports/out
 
-# Publishes a report into the committed documents: the write-ups' figures and tables into reports/, README.md's generated block. Run after `just bench-all` on a clean revision, then commit what changed.
+# Publishes a report into the committed documents: every milestone write-up's generated block (reports/*.md, listed in reports/README.md) with its figures and tables, and README.md's generated block. Run after `just bench-all` on a clean revision, then commit what changed (`cargo nextest run -p weir-reports` fails while a committed document differs from what was published).
 publish RESULTS="results":
     cargo run --release --locked -q -p weir-lab -- report {{RESULTS}} --out reports/out --publish reports --readme README.md
 

@@ -25,7 +25,9 @@ pub mod markdown;
 pub mod model;
 mod render;
 mod sections;
+pub mod seed;
 pub mod splice;
+pub mod writeups;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -199,6 +201,7 @@ pub fn render_gated(
         publish,
         note: note.clone(),
         readme: String::new(),
+        parts: BTreeMap::new(),
         gates: sections::Gates {
             // The file's name, not where this machine keeps it: the text is
             // published.
@@ -229,6 +232,7 @@ pub fn render_gated(
             absent.join(", ")
         );
     }
+    writeups::publish(&figures)?;
     let mut readme = std::mem::take(&mut figures.readme);
     if let Some(headline) = &headline {
         readme.push_str(headline);

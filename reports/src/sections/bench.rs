@@ -215,32 +215,41 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
          than the raw loop).\n"
     );
     for (group, benches) in &groups {
-        let _ = writeln!(md, "### {group}\n");
+        let mut part = format!("### {group}\n\n");
         if *group == "in_flight_sweep" {
             let chart = in_flight_chart(benches, &note);
             if chart.series.iter().any(|s| !s.points.is_empty()) {
-                md.push_str(&figures.chart(
+                part.push_str(&figures.chart(
                     "bench-in-flight-sweep",
                     "throughput vs max in flight",
                     &Chart::Line(chart),
                     true,
                 )?);
-                md.push('\n');
+                part.push('\n');
             }
         }
         if *group == "engine_vs_raw" {
             let chart = ratio_chart(benches, &note);
             if !chart.bars.is_empty() {
-                md.push_str(&figures.chart(
+                part.push_str(&figures.chart(
                     "bench-engine-vs-raw",
                     "engine/raw by chunk size",
                     &Chart::Bars(chart),
                     true,
                 )?);
-                md.push('\n');
+                part.push('\n');
             }
         }
-        let _ = writeln!(md, "{}", markdown::table(&group_table(benches)));
+        let _ = writeln!(part, "{}", markdown::table(&group_table(benches)));
+        if *group == "engine_vs_raw" {
+            let _ = writeln!(
+                part,
+                "Criterion's mean time per iteration; ratio = the raw loop's time over the benchmark's (above 1: \
+                 faster than the raw loop).\n"
+            );
+            part = figures.part("bench/engine_vs_raw", benches.iter().map(|b| b.result), part);
+        }
+        md.push_str(&part);
     }
     Ok(md)
 }

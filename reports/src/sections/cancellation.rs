@@ -194,35 +194,39 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
         .map(batch)
         .collect();
     if !batches.is_empty() {
+        let mut part = String::new();
         let _ = writeln!(
-            md,
+            part,
             "### Cancel at random moments\n\nEach trial cancels its token from another thread at a seeded random \
              moment; latency runs from just before `cancel()` to just after `ingest` returned (real time, \
              multi-thread runtime with 2 workers). A write counts as a violation when it is called, first polled or \
              polled again after `abort` began, or is still alive when it begins.\n"
         );
         let chart = Chart::Line(latency_chart(&batches, &note));
-        md.push_str(&figures.chart(
+        part.push_str(&figures.chart(
             "cancellation-latency",
             "cancel-to-return latency by percentile",
             &chart,
             true,
         )?);
-        let _ = writeln!(md, "\n{}", markdown::table(&latency_table(&batches)));
+        let _ = writeln!(part, "\n{}", markdown::table(&latency_table(&batches)));
         let cases = by_case_table(&batches);
         if !cases.rows.is_empty() {
             let _ = writeln!(
-                md,
+                part,
                 "By source and inner sink (the file source and sink own a thread each):\n"
             );
-            let _ = writeln!(md, "{}", markdown::table(&cases));
+            let _ = writeln!(part, "{}", markdown::table(&cases));
         }
+        let drawn = ["hung", "slow"].into_iter().filter_map(|v| newest(results, v));
+        md.push_str(&figures.part("cancellation/random", drawn, part));
     }
 
     if let Some(disconnect) = newest(results, "disconnect") {
         let e = disconnect.figures::<DisconnectReport>().unwrap_or_default();
+        let mut part = String::new();
         let _ = writeln!(
-            md,
+            part,
             "### Client disconnect\n\nThe peer promises a length (8-byte prefix) and hangs up early, by FIN or RST. \
              {} of {} trials ended as expected ({} closed, {} reset, {} complete); hang-up to return p50 {}, p99 {}; \
              leaked fds {}, writes after abort {}.\n",
@@ -237,22 +241,25 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
             e.violations,
         );
         for text in [&e.close_error_example, &e.reset_error_example].into_iter().flatten() {
-            let _ = writeln!(md, "- `{text}`");
+            let _ = writeln!(part, "- `{text}`");
         }
-        md.push('\n');
+        part.push('\n');
+        md.push_str(&figures.part("cancellation/disconnect", [disconnect], part));
     }
 
-    if let Some(shutdown) = newest(results, "shutdown") {
-        let shutdown = shutdown.figures::<ShutdownRun>().unwrap_or_default();
-        let _ = writeln!(md, "### Graceful shutdown under SIGTERM\n");
+    if let Some(run) = newest(results, "shutdown") {
+        let shutdown = run.figures::<ShutdownRun>().unwrap_or_default();
+        let mut part = String::new();
+        let _ = writeln!(part, "### Graceful shutdown under SIGTERM\n");
         let chart = Chart::Line(active_chart(&shutdown, &note));
-        md.push_str(&figures.chart(
+        part.push_str(&figures.chart(
             "cancellation-shutdown-active",
             "active ingestions over time",
             &chart,
             true,
         )?);
-        let _ = writeln!(md, "\n{}", markdown::table(&shutdown_table(&shutdown)));
+        let _ = writeln!(part, "\n{}", markdown::table(&shutdown_table(&shutdown)));
+        md.push_str(&figures.part("cancellation/shutdown", [run], part));
     }
     Ok(md)
 }

@@ -78,7 +78,7 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
         }
     }
     let _ = writeln!(md, "\n{}", figures.gates.verdicts("chaos", results));
-    Ok(md)
+    Ok(figures.part("chaos/sweep", runs, md))
 }
 
 #[cfg(test)]

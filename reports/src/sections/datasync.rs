@@ -190,12 +190,11 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
     if table.rows.is_empty() {
         let _ = writeln!(md, "No job results; run `weir-lab run datasync` (needs `just pg-up`).\n");
     } else {
-        let verified = job_runs(&newest)
-            .iter()
-            .filter(|r| job(r).verified)
-            .count();
+        let runs = job_runs(&newest);
+        let verified = runs.iter().filter(|r| job(r).verified).count();
+        let mut part = String::new();
         let _ = writeln!(
-            md,
+            part,
             "The mock API serves a seeded event log with faults (rate limits, slow and truncated responses, \
              expired cursors); each variant loads it into a fresh schema. Verified: the stored ids and dead \
              letters are exactly the log's (no loss, no duplicate). {verified} of {} variants verified.\n\n{}",
@@ -204,19 +203,27 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
         );
         let bars = throughput_bars(&newest, &note);
         if !bars.bars.is_empty() {
-            md.push_str(&figures.chart(
+            part.push_str(&figures.chart(
                 "datasync-events-per-s",
                 "events per second by variant",
                 &Chart::Bars(bars),
                 true,
             )?);
-            md.push('\n');
+            part.push('\n');
         }
+        if let Some(rate) = newest.get("copy").and_then(|r| events_per_s(r)) {
+            let n = newest["copy"].params.get("events").and_then(Value::as_u64).unwrap_or_default();
+            let _ = writeln!(
+                part,
+                "\n{}",
+                crate::seed::beside(&crate::seed::DATASYNC, &format!("{rate:.0} events/s (the copy job, N={n})"))
+            );
+        }
+        md.push_str(&figures.part("datasync/jobs", runs, part));
     }
     let scale = scale_table(&newest);
     if !scale.rows.is_empty() {
-        let _ = writeln!(
-            md,
+        let mut part = format!(
             "The job spread over NATS JetStream (`just nats-up`: 3 nodes on this machine): the log planned into \
              time ranges on a replicated work queue, worker processes (`weir-lab datasync-worker`) taking one \
              item at a time, each acked after its commit. Time runs from planning to the last ack. Workers, \
@@ -224,8 +231,12 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
              contention, not scale-out.\n\n{}",
             markdown::table(&scale)
         );
+        part.push_str(&projection(&newest));
+        let drawn = newest.iter().filter(|(v, _)| is_scale(v)).map(|(_, r)| *r);
+        md.push_str(&figures.part("datasync/scale", drawn, part));
     }
-    if let Some(copy) = newest.get("copy").map(|r| job(r))
+    if let Some(run) = newest.get("copy")
+        && let copy = job(run)
         && let (Some(client), Some(server), Some(bound)) = (
             copy.cpu_client_us_per_event,
             copy.cpu_postgres_us_per_event,
@@ -236,20 +247,21 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
             .ten_times_row_by_row_events_per_s
             .map(|t| format!("; 10x row-by-row would need {t:.0} events/s"))
             .unwrap_or_default();
-        let _ = writeln!(
-            md,
+        let part = format!(
             "CPU per event in the job (copy): {client:.2} us in the scenario's process (mock API server and \
              job) + {server:.2} us in PostgreSQL's processes = {:.2} us: this machine's cores allow at most \
-             {bound:.0} events/s at that cost{ten}.\n",
+             {bound:.0} events/s at that cost{ten}.\n\n",
             client + server
         );
+        md.push_str(&figures.part("datasync/cpu", [*run], part));
     }
     if let Some(encoding) = newest.get(ENCODING) {
+        let mut part = String::new();
         let f = encoding.figures::<DatasyncEncoding>().unwrap_or_default();
         match (f.pre_encoded_rows_per_s, f.binary_copy_in_writer_rows_per_s) {
             (pre, typed) if encoding.is_ok() && pre > 0.0 && typed > 0.0 => {
                 let _ = writeln!(
-                    md,
+                    part,
                     "COPY encoding ({} rows, no API): pre-encoded binary frames {pre:.0} rows/s vs \
                      `BinaryCopyInWriter` {typed:.0} rows/s ({:.2}x).\n",
                     encoding.params.get("events").and_then(Value::as_u64).unwrap_or_default(),
@@ -257,7 +269,7 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
                 );
             }
             _ => {
-                let _ = writeln!(md, "COPY encoding comparison: {}.\n", encoding.outcome);
+                let _ = writeln!(part, "COPY encoding comparison: {}.\n", encoding.outcome);
             }
         }
         if let (Some(one), Some(two)) = (f.pg_copy_ceiling_rows_per_s_1conn, f.pg_copy_ceiling_rows_per_s_2conn) {
@@ -276,21 +288,200 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
                 .map(|x| format!(", {x:.2}x the row-by-row rate of this run"))
                 .unwrap_or_default();
             let _ = writeln!(
-                md,
+                part,
                 "PostgreSQL's own ceiling on this machine (the same rows pre-encoded, COPYed into an emptied \
                  `events` with its uuid primary key and committed; no API, no parsing): {one:.0} rows/s from one \
                  connection, {two:.0} rows/s from two in parallel{over_row_by_row}. No client loads this table \
                  faster here.{cpu}\n"
             );
+            if let Some(rate) = newest.get("copy").and_then(|r| events_per_s(r)) {
+                let _ = writeln!(
+                    part,
+                    "The job (copy) reached {:.2} of the one-connection ceiling and {:.2} of the two-connection one.\n",
+                    rate / one,
+                    rate / two
+                );
+            }
         }
+        md.push_str(&figures.part("datasync/ceiling", [*encoding], part));
     }
     let _ = writeln!(md, "{}", figures.gates.verdicts("datasync", results));
     Ok(md)
 }
 
+/// Machine counts the projection is tabulated for.
+const PROJECTED_MACHINES: [u32; 6] = [1, 2, 4, 8, 16, 32];
+
+/// What the projection is computed from, all measured.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ProjectionInputs {
+    /// The variant the CPU figures come from (the most workers).
+    pub variant: String,
+    /// Its worker processes.
+    pub workers: u64,
+    /// Cores of the machine it ran on.
+    pub cores: f64,
+    /// One worker's events/s (`jetstream-1`), on a machine it shared with
+    /// NATS, PostgreSQL and the mock API.
+    pub one_worker_events_per_s: f64,
+    /// NATS's CPU per event, microseconds (all three nodes).
+    pub nats_us: f64,
+    /// PostgreSQL's CPU per event in this job, microseconds.
+    pub postgres_us: f64,
+    /// PostgreSQL's measured COPY ceiling (the better of one and two
+    /// connections), rows/s, when the run measured it.
+    pub copy_ceiling_rows_per_s: Option<f64>,
+}
+
+impl ProjectionInputs {
+    /// Reads them from the newest results; `None` unless `jetstream-1` and
+    /// a larger JetStream run ended verified with CPU figures.
+    pub(crate) fn from_results(newest: &BTreeMap<&str, &ScenarioResult>) -> Option<Self> {
+        let scale = |r: &ScenarioResult| r.figures::<DatasyncScale>().unwrap_or_default();
+        let one = newest.get("jetstream-1").filter(|r| r.is_ok()).map(|r| scale(r))?;
+        let (run, f) = newest
+            .iter()
+            .filter(|(v, _)| is_scale(v))
+            .map(|(_, r)| (*r, scale(r)))
+            .filter(|(r, f)| r.is_ok() && f.verified)
+            .max_by_key(|(_, f)| f.workers)?;
+        let ceiling = newest.get(ENCODING).and_then(|r| {
+            let e = r.figures::<DatasyncEncoding>().unwrap_or_default();
+            match (e.pg_copy_ceiling_rows_per_s_1conn, e.pg_copy_ceiling_rows_per_s_2conn) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            }
+        });
+        Some(Self {
+            variant: run.variant.clone(),
+            workers: f.workers,
+            cores: run.machine.cores.max(1) as f64,
+            one_worker_events_per_s: one.events_per_s,
+            nats_us: f.cpu_nats_us_per_event?,
+            postgres_us: f.cpu_postgres_us_per_event?,
+            copy_ceiling_rows_per_s: ceiling,
+        })
+    }
+
+    /// Events/s `us` of CPU per event allows on one machine's cores.
+    fn cpu_bound(&self, us: f64) -> f64 {
+        if us > 0.0 { self.cores * 1e6 / us } else { f64::INFINITY }
+    }
+
+    /// One PostgreSQL database's bound: its CPU per event in this job, and
+    /// its measured COPY ceiling when known, whichever is lower.
+    pub(crate) fn database_bound(&self) -> f64 {
+        let cpu = self.cpu_bound(self.postgres_us);
+        self.copy_ceiling_rows_per_s.map_or(cpu, |c| cpu.min(c))
+    }
+
+    /// `machines` machines of workers (one worker each, at the measured
+    /// one-worker rate), NATS at its CPU per event on one machine's cores.
+    pub(crate) fn front_bound(&self, machines: u32) -> f64 {
+        (f64::from(machines) * self.one_worker_events_per_s).min(self.cpu_bound(self.nats_us))
+    }
+}
+
+/// The projection table and its reading, from measured figures only: see
+/// [`ProjectionInputs`]. Every figure is an upper bound (network, disk,
+/// replication and coordination are left out) and says so.
+fn projection(newest: &BTreeMap<&str, &ScenarioResult>) -> String {
+    let Some(p) = ProjectionInputs::from_results(newest) else {
+        return String::new();
+    };
+    let fmt = |x: f64| if x.is_finite() { format!("{x:.0}") } else { "-".to_owned() };
+    let database = p.database_bound();
+    let mut table = Table::new([
+        "worker machines",
+        "workers + NATS bound",
+        "1 database",
+        "bottleneck",
+        "2 databases (partitioned table)",
+        "4 databases",
+        "object store as sink (no PostgreSQL)",
+    ]);
+    let mut moves_at = None;
+    for n in PROJECTED_MACHINES {
+        let front = p.front_bound(n);
+        if moves_at.is_none() && database <= front {
+            moves_at = Some(n);
+        }
+        table.row([
+            n.to_string(),
+            fmt(front),
+            fmt(front.min(database)),
+            if database <= front { "PostgreSQL" } else { "workers" }.to_owned(),
+            fmt(front.min(2.0 * database)),
+            fmt(front.min(4.0 * database)),
+            fmt(front),
+        ]);
+    }
+    let mut md = String::new();
+    let ceiling = p
+        .copy_ceiling_rows_per_s
+        .map(|c| format!(" and its measured COPY ceiling ({c:.0} rows/s), whichever is lower"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        md,
+        "\n**Projection, computed from the figures above; not a measurement.** Each worker machine runs one worker \
+         at the rate `jetstream-1` measured ({:.0} events/s, on a machine it shared with NATS, PostgreSQL and the \
+         mock API); NATS is bounded by its CPU per event in `{}` ({:.2} us, {} workers) on {:.0} cores; one \
+         PostgreSQL database on a {:.0}-core machine of its own by its CPU per event in that run ({:.2} us){ceiling}; \
+         P databases (the table partitioned by time range, one partition per database) by P times that; an object \
+         store as sink removes PostgreSQL's term and adds a cost this project has not measured. Network, disk, \
+         replication and coordination are left out: every figure is an upper bound, in events/s.\n\n{}",
+        p.one_worker_events_per_s,
+        p.variant,
+        p.nats_us,
+        p.workers,
+        p.cores,
+        p.cores,
+        p.postgres_us,
+        markdown::table(&table)
+    );
+    let last = PROJECTED_MACHINES[PROJECTED_MACHINES.len() - 1];
+    let _ = writeln!(
+        md,
+        "{}\n",
+        match moves_at {
+            Some(n) => format!(
+                "With one database the bottleneck moves from the workers to PostgreSQL at {n} worker machine(s): \
+                 past that, more workers add nothing until the table is spread over several databases or the sink \
+                 is not PostgreSQL, and then NATS's bound ({:.0} events/s on one machine's cores) is the next.",
+                p.cpu_bound(p.nats_us)
+            ),
+            None => format!("Up to {last} worker machines the workers stay the bottleneck."),
+        }
+    );
+    md
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn projection_bounds_take_the_lower_of_cpu_and_ceiling_and_stop_at_nats() {
+        let p = ProjectionInputs {
+            variant: "jetstream-4".into(),
+            workers: 4,
+            cores: 2.0,
+            one_worker_events_per_s: 100_000.0,
+            nats_us: 0.5,
+            postgres_us: 5.0,
+            copy_ceiling_rows_per_s: Some(300_000.0),
+        };
+        // 2 cores / 5 us = 400,000 events/s, above the measured ceiling.
+        assert_eq!(p.database_bound(), 300_000.0);
+        assert_eq!(p.front_bound(2), 200_000.0);
+        // NATS: 2 cores / 0.5 us caps the front at 4,000,000.
+        assert_eq!(p.front_bound(64), 4_000_000.0);
+        let without_ceiling = ProjectionInputs {
+            copy_ceiling_rows_per_s: None,
+            ..p
+        };
+        assert_eq!(without_ceiling.database_bound(), 400_000.0);
+    }
     use serde_json::json;
 
     fn job(variant: &str, events: u64, per_s: f64, verified: bool) -> ScenarioResult {

@@ -133,6 +133,40 @@ pub(crate) fn comparison_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Tabl
     table
 }
 
+/// The disconnect storm, one row per server.
+pub(crate) fn storm_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table {
+    let mut table = Table::new([
+        "server",
+        "clients hung up",
+        "fds before -> peak",
+        "fds after each storm",
+        "threads before -> after each storm",
+        "RSS before",
+        "RSS after each storm",
+        "growth after the first storm",
+        "outcome",
+    ]);
+    let join = |values: &[u64]| values.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+    for server in servers(newest) {
+        let Some(run) = newest.get(format!("storm-{server}").as_str()) else {
+            continue;
+        };
+        let f = run.figures::<DeliveryStorm>().unwrap_or_default();
+        table.row([
+            label(&server).to_owned(),
+            f.clients_hung_up.to_string(),
+            format!("{} -> {}", f.fds_before, f.fds_peak),
+            join(&f.fds_after_each_storm),
+            format!("{} -> {}", f.threads_before, join(&f.threads_after_each_storm)),
+            bytes(f.rss_before_bytes),
+            list_bytes(&f.rss_after_each_storm_bytes),
+            bytes(f.rss_growth_after_first_storm_bytes),
+            run.outcome.clone(),
+        ]);
+    }
+    table
+}
+
 /// What a slow connection costs each server: the slow (100) and crowd
 /// (1,000) phases side by side, against nginx.
 pub(crate) fn per_connection_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table {
@@ -290,34 +324,48 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
     if !failed.is_empty() {
         let _ = writeln!(md, "Runs that did not end ok:\n\n{}\n", failed.join("\n"));
     }
+    let mut md = figures.part("delivery/comparison", newest.values().copied(), md);
+    let phase = |prefix: &'static str| newest.iter().filter(move |(v, _)| v.starts_with(prefix)).map(|(_, r)| *r);
+    let storm = storm_table(&newest);
+    if !storm.rows.is_empty() {
+        let part = format!(
+            "Disconnect storm, per server: descriptors and threads before, at the peak and after each storm, and \
+             resident memory after each.\n\n{}\n",
+            markdown::table(&storm)
+        );
+        figures.part("delivery/storm", phase("storm-"), part);
+    }
     let per_connection = per_connection_table(&newest);
     let cost = per_connection_chart(&newest, &note);
     if !cost.series.is_empty() {
-        let _ = writeln!(
-            md,
+        let mut part = format!(
             "Cost per connection (run time from the scheduler; client CPU is the scenario process's, which shares \
              the machine with the server):\n\n{}",
             markdown::table(&per_connection)
         );
-        md.push_str(&figures.chart(
+        part.push('\n');
+        part.push_str(&figures.chart(
             "delivery-per-connection",
             "server peak RSS against slow clients",
             &Chart::Line(cost),
             true,
         )?);
-        md.push('\n');
+        part.push('\n');
+        let drawn = phase("slow-").chain(phase("crowd-"));
+        md.push_str(&figures.part("delivery/per-connection", drawn, part));
     }
     let chart = slow_rss_chart(&newest, &note);
     if chart.series.is_empty() {
         let _ = writeln!(md, "No slow-client RSS samples; run `weir-lab run delivery`.\n");
     } else {
-        md.push_str(&figures.chart(
+        let mut part = figures.chart(
             "delivery-slow-rss",
             "server RSS over time with slow clients",
             &Chart::Line(chart),
             true,
-        )?);
-        md.push('\n');
+        )?;
+        part.push('\n');
+        md.push_str(&figures.part("delivery/slow-rss", phase("slow-"), part));
     }
     Ok(md)
 }

@@ -90,7 +90,7 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
         table = markdown::table(&faults_table(&f)),
     );
     let _ = writeln!(md, "{}", figures.gates.verdicts("jetstream", results));
-    Ok(md)
+    Ok(figures.part("jetstream/faults", [*run], md))
 }
 
 #[cfg(test)]

@@ -61,6 +61,19 @@ pub(crate) struct Figures<'a> {
     pub readme: String,
     /// The gates whose verdicts the sections show.
     pub gates: Gates,
+    /// The named parts the sections published for the write-ups (see
+    /// [`crate::writeups`]), by key.
+    pub parts: BTreeMap<&'static str, Part>,
+}
+
+/// A piece of a section's markdown that a write-up shows (its figures and
+/// tables), with the provenance of the results it was drawn from.
+#[derive(Debug, Clone)]
+pub(crate) struct Part {
+    /// The markdown (figure links relative to the write-ups' directory).
+    pub markdown: String,
+    /// Machine, date and revision of the newest result it was drawn from.
+    pub note: String,
 }
 
 /// The gates file the report judges results with: the one verdict system.
@@ -135,6 +148,29 @@ impl Figures<'_> {
         Ok(format!("![{alt}](figures/{name}.svg)\n"))
     }
 
+    /// Records `markdown`, drawn from `results`, as the part `key` of the
+    /// write-ups (see [`crate::writeups::WRITEUPS`]), and returns it for the
+    /// index.
+    pub fn part<'r>(
+        &mut self,
+        key: &'static str,
+        results: impl IntoIterator<Item = &'r ScenarioResult>,
+        markdown: String,
+    ) -> String {
+        let owned: Vec<ScenarioResult> = results.into_iter().cloned().collect();
+        // Criterion's estimates record no revision: their note says so
+        // ("rev unknown") rather than borrow another result's.
+        let note = crate::provenance(&owned);
+        self.parts.insert(
+            key,
+            Part {
+                markdown: markdown.clone(),
+                note,
+            },
+        );
+        markdown
+    }
+
     /// Writes a generated markdown file into the write-ups' directory
     /// (`path` relative to it), when publishing; returns where.
     pub fn publish_markdown(&self, path: &str, text: &str) -> Result<Option<PathBuf>, Error> {
@@ -161,6 +197,7 @@ impl<'a> Figures<'a> {
             publish: None,
             note: "test".into(),
             readme: String::new(),
+            parts: BTreeMap::new(),
             gates: Gates {
                 path: "gates.toml".into(),
                 file: Some(GateFile::load(&path).expect("the committed gates file loads")),

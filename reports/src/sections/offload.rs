@@ -28,7 +28,13 @@ pub(crate) const SECTION: Section = Section {
 /// The runtime flavours, in display order.
 const FLAVORS: [&str; 2] = ["current_thread", "multi_thread"];
 /// The ways a stage runs, in display order.
-const WAYS: [&str; 4] = ["inline", "spawn_blocking", "adapter-spawn_blocking", "adapter-rayon"];
+const WAYS: [&str; 5] = [
+    "inline",
+    "inline-no-yield",
+    "spawn_blocking",
+    "adapter-spawn_blocking",
+    "adapter-rayon",
+];
 
 /// A number of a result's `params`.
 fn num(map: &serde_json::Map<String, Value>, key: &str) -> f64 {
@@ -46,6 +52,7 @@ fn lag_p99(r: &ScenarioResult) -> String {
 fn way_label(way: &str) -> &str {
     match way {
         "inline" => "inline (on the runtime)",
+        "inline-no-yield" => "inline in the source (no yield)",
         "spawn_blocking" => "engine offload (spawn_blocking)",
         "adapter-spawn_blocking" => "stream adapter, spawn_blocking",
         "adapter-rayon" => "stream adapter, rayon pool",
@@ -158,6 +165,47 @@ pub(crate) fn pools_table(summary: &ScenarioResult) -> Table {
     table
 }
 
+/// The CPU-heavy stage's lag in units of one chunk's CPU time, per
+/// runtime and way: the yield after a millisecond of inline work bounds an
+/// inline weir stage's lag by about one chunk; the no-yield way is bounded
+/// only by the coop budget.
+pub(crate) fn lag_in_chunks(runs: &[&ScenarioResult], baselines: &BTreeMap<&str, &ScenarioResult>) -> String {
+    let mut md = String::new();
+    for flavor in FLAVORS {
+        let pick = |way: &str| {
+            runs.iter().copied().find(|r| {
+                text(&r.params, "group") == "offload" && text(&r.params, "flavor") == flavor && text(&r.params, "way") == way
+            })
+        };
+        let Some(cpu) = pick("inline").map(|r| r.figures::<StageRun>().unwrap_or_default().per_chunk_cpu_us) else {
+            continue;
+        };
+        if cpu <= 0.0 {
+            continue;
+        }
+        let p99 = |r: &ScenarioResult| r.lag.as_ref().map_or(0, |l| l.p99_us);
+        let shown: Vec<String> = ["inline", "inline-no-yield", "spawn_blocking"]
+            .into_iter()
+            .filter_map(|way| {
+                let r = pick(way)?;
+                Some(format!("{} {} ({:.1} chunks)", way_label(way), millis(p99(r)), p99(r) as f64 / cpu))
+            })
+            .collect();
+        let idle = baselines.get(flavor).map_or_else(String::new, |b| format!("; idle runtime {}", millis(p99(b))));
+        let _ = writeln!(
+            md,
+            "- {flavor}: one chunk costs {:.2} ms of CPU; lag p99 {}{idle}.",
+            cpu / 1000.0,
+            shown.join(", ")
+        );
+    }
+    if !md.is_empty() {
+        md.insert_str(0, "Lag p99 in chunks of the stage's CPU time:\n\n");
+        md.push('\n');
+    }
+    md
+}
+
 fn sort_key(r: &ScenarioResult) -> (usize, usize, usize) {
     let position = |list: &[&str], value: &str| list.iter().position(|v| *v == value).unwrap_or(list.len());
     (
@@ -185,12 +233,12 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
     if checksums.is_empty() {
         let _ = writeln!(md, "No checksum results; run `weir-lab run offload`.\n");
     } else {
-        let _ = writeln!(
-            md,
+        let part = format!(
             "The same bytes through the checksum transform (engine, NullSink) and through a plain loop calling the \
-             hasher; best and median of alternating rounds, one process.\n\n{}",
+             hasher; best and median of alternating rounds, one process.\n\n{}\n",
             markdown::table(&checksum_table(&checksums))
         );
+        md.push_str(&figures.part("offload/checksums", checksums.iter().copied(), part));
     }
 
     let baselines: BTreeMap<&str, &ScenarioResult> = newest
@@ -209,13 +257,15 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
     if runs.is_empty() {
         let _ = writeln!(md, "No offload results; run `weir-lab run offload`.\n");
     } else {
+        let mut part = String::new();
         let _ = writeln!(
-            md,
+            part,
             "`offload`: a stage hashing each chunk many times (milliseconds per chunk); `hop`: a cheap stage on \
              small chunks, so the cost of handing each chunk to a pool shows. Lag: how late a 1 ms heartbeat on \
              the same runtime fired; the median-throughput run of several is shown.\n\n{}",
             markdown::table(&offload_table(&runs, &baselines))
         );
+        part.push_str(&lag_in_chunks(&runs, &baselines));
         for flavor in FLAVORS {
             let lagged: Vec<(String, &ScenarioResult)> = runs
                 .iter()
@@ -227,25 +277,27 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
             }
             let mut chart = charts::lag_over_time(&lagged, &note);
             chart.title = format!("Runtime lag, CPU-heavy stage, {flavor} runtime");
-            md.push_str(&figures.chart(
+            part.push_str(&figures.chart(
                 &format!("offload-lag-{flavor}"),
                 &format!("runtime lag, inline vs offloaded, {flavor}"),
                 &Chart::Line(chart),
                 true,
             )?);
         }
-        md.push('\n');
+        part.push('\n');
+        let drawn = runs.iter().chain(baselines.values()).copied();
+        md.push_str(&figures.part("offload/stage", drawn, part));
     }
 
     if let Some(summary) = newest.get("summary") {
         let pools = pools_table(summary);
         if !pools.rows.is_empty() {
-            let _ = writeln!(
-                md,
+            let part = format!(
                 "### spawn_blocking vs rayon\n\nThe same stream adapter hands each chunk to Tokio's blocking pool or \
-                 to a dedicated rayon pool; hop = per-chunk time minus inline.\n\n{}",
+                 to a dedicated rayon pool; hop = per-chunk time minus inline.\n\n{}\n",
                 markdown::table(&pools)
             );
+            md.push_str(&figures.part("offload/pools", [*summary], part));
         }
     }
     Ok(md)
@@ -325,6 +377,7 @@ mod tests {
             checksum("sha256", 2.0e9, 1.9e9),
             offload("current_thread", "inline", 110e6, 42_000),
             offload("current_thread", "spawn_blocking", 105e6, 2_800),
+            offload("current_thread", "inline-no-yield", 80e6, 430_000),
             summary,
         ];
         let md = render(&results, &mut figures).unwrap();
@@ -334,6 +387,14 @@ mod tests {
         assert!(md.contains("| 2.80 ms |"), "{md}");
         assert!(md.contains("| offload, multi_thread | 2288.4 us | 2300.0 us (+11.6) | 2263.7 us (-24.7) | 1.02x | 1.20 ms / 1.36 ms | rayon |"), "{md}");
         assert!(md.contains("figures/offload-lag-current_thread.svg"), "{md}");
+        assert!(
+            md.contains(
+                "- current_thread: one chunk costs 2.15 ms of CPU; lag p99 inline (on the runtime) 42.00 ms (19.5 \
+                 chunks), inline in the source (no yield) 430.00 ms (200.0 chunks), engine offload (spawn_blocking) \
+                 2.80 ms (1.3 chunks)."
+            ),
+            "{md}"
+        );
         // The verdicts are the gates': the SHA-256 ratio against its floor,
         // the BLAKE3 gate failing for want of a result.
         assert!(md.contains("Gates (`gates.toml`"), "{md}");

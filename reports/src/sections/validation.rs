@@ -58,6 +58,28 @@ pub(crate) fn matrix_table(matrix: &ScenarioResult) -> Table {
     table
 }
 
+/// The matrix's totals in words, with the seed's leak claim beside them.
+fn leaked_fds_line(matrix: &ScenarioResult) -> String {
+    let m = matrix.figures::<ValidationMatrix>().unwrap_or_default();
+    let weir = format!(
+        "{} of {} rows clean; {} leaked descriptors and {} files left over the whole matrix ({} -> {} open)",
+        m.clean_rows,
+        m.rows.len(),
+        m.leaked_fds,
+        m.files_left,
+        m.fds_before,
+        m.fds_after
+    );
+    format!(
+        "\n{} of {} invalid configurations returned an error; {} of {} control rows committed.\n\n{}",
+        m.invalid_rows_errored,
+        m.invalid_rows,
+        m.control_rows_committed,
+        m.control_rows,
+        crate::seed::beside(&crate::seed::LEAKED_FDS, &weir)
+    )
+}
+
 fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<String, Error> {
     let mut md = String::new();
     let _ = writeln!(md, "{}", figures.gates.verdicts("validation", results));
@@ -70,6 +92,8 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
              observed.\n"
         );
         let _ = writeln!(md, "{}", markdown::table(&matrix_table(matrix)));
+        md.push_str(&leaked_fds_line(matrix));
+        return Ok(figures.part("validation/matrix", [matrix], md));
     }
     Ok(md)
 }

@@ -89,7 +89,7 @@ fn a_report_renders_from_result_files() {
     write_results(&results);
     // A write-up with a generated block: the report fills it in.
     std::fs::create_dir_all(&publish).unwrap();
-    let begin = weir_reports::splice::begin("figures/flow-results.md");
+    let begin = weir_reports::splice::begin("figures/backpressure-results.md");
     let end = weir_reports::splice::END;
     std::fs::write(
         publish.join("backpressure.md"),
@@ -223,15 +223,20 @@ min = 0.8
     expect![[r#"
         # Write-up
 
-        <!-- begin generated: figures/flow-results.md, spliced by `just publish`; do not edit -->
+        <!-- begin generated: figures/backpressure-results.md, spliced by `just publish`; do not edit -->
 
-        Measured on Test CPU, 2 cores, 24 GiB, Test OS | 2023-11-14 22:13 UTC | rev abc123; the bounds are the gates' (`gates.toml`).
+        The bounds are the gates' (`gates.toml`).
 
         - **Controlled flow stays flat.** Moving 64.00 MiB into the slow device, RSS grew by 1.00 MiB (controlled-1 -> slow-1ms); peak RSS 5.00 MiB to 5.00 MiB.
         - **Unbounded flow grows with the input.** The same 64.00 MiB into slow-1ms grew RSS by 60.00 MiB (0.94 of the input); the run took 2.0 s.
         - **Flat memory.** Peak RSS 5.00 MiB at 8.00 MiB, 5.12 MiB at 32.00 MiB: a spread of 128.0 KiB, each peak at most 16.00 MiB, a slope of 5461.3 KiB per GiB of input.
         - **Runtime lag.** p99 0.69 ms to 0.69 ms across these runs, controlled or not.
         - **Throughput, file -> null.** 0.95x the std::fs read loop, own thread, 64.0 KiB buffers (9500 MB/s vs 10.0 GB/s).
+        - **The seed's claim** (the Node library's README): 45 MB RSS at 100 MB, 48 MB at 1 GB, 52 MB at 10 GB. **weir, measured:** peak RSS 5.00 MiB at 8.00 MiB, 5.12 MiB at 32.00 MiB. *Setups:* the seed: Node v20 reading a file with a read stream, its sink and how RSS was sampled not described; weir: a seeded synthetic source into `NullSink`, RSS sampled every 10 ms during the run.
+        - **The seed's claim** (the Node library's Milestone 2): flat at about 155 MB RSS with backpressure. **weir, measured:** peak RSS at most 5.00 MiB (every controlled run above). *Setups:* the seed: a 200 MB to 1 GB file into a sink that waits 50 to 200 ms per write, RSS of the whole Node process; weir: the slow device model of the Method section (a far larger speed mismatch), RSS of the whole process.
+        - **The seed's claim** (the Node library's Milestone 2): 250 to 300 MB RSS and rising without backpressure (a 1 GB file, 200 ms per write). **weir, measured:** peak RSS 64.00 MiB. *Setups:* the seed's loop fires writes without awaiting them and its file stream still buffers; weir's unbounded variant spawns every write as a task and reads on, so nothing holds the source back.
+
+        *Measured on Test CPU, 2 cores, 24 GiB, Test OS | 2023-11-14 22:13 UTC | rev abc123. Reproduce: `cargo run --release -p weir-lab -- run flow --full`, then `just publish`.*
 
         <!-- end generated -->
 

@@ -128,8 +128,10 @@ struct ReportArgs {
     #[arg(long, default_value = "reports/out")]
     out: PathBuf,
     /// Also publish the write-ups' figures and generated markdown into this
-    /// directory (`reports`: figures to `reports/figures/`, the README snippet
-    /// to `reports/README-snippet.md`).
+    /// directory (`reports`: figures and each write-up's block to
+    /// `reports/figures/`, spliced into the write-ups of
+    /// `weir_reports::writeups::WRITEUPS`; the README snippet to
+    /// `reports/README-snippet.md`).
     #[arg(long)]
     publish: Option<PathBuf>,
     /// With `--publish`: splice the published README snippet into this

@@ -13,8 +13,11 @@
 //!   a current-thread and a multi-thread runtime, with the harness's
 //!   [`LagProbe`](weir_harness::LagProbe) running beside it. Expected:
 //!   offloaded lag p99 under 5 ms (gated); inline lag p99 at least the
-//!   per-chunk CPU time.
-//! - **hop**: the same four ways with almost no work per chunk, to measure
+//!   per-chunk CPU time. A fifth way, `inline-no-yield`, does the same
+//!   work in a `map` over the source instead of a weir stage: the engine's
+//!   yield after a millisecond of inline stage work does not apply there,
+//!   so it shows what that yield buys.
+//! - **hop**: the four stage ways with almost no work per chunk, to measure
 //!   what one hop to the pool costs.
 //! - **lag-baseline**: the probe on an idle runtime of each flavour, the
 //!   floor under every lag figure.

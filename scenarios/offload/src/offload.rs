@@ -199,6 +199,11 @@ impl Flavor {
 pub enum Way {
     /// A weir transform on the runtime's worker.
     Inline,
+    /// The same work in a `map` over the source, on the runtime's worker:
+    /// no weir stage, so the engine's yield after a millisecond of inline
+    /// stage work never applies; only Tokio's coop budget (one unit per
+    /// chunk pulled) makes the task yield.
+    InlineNoYield,
     /// A weir transform declared CPU-heavy: the engine runs it with
     /// `spawn_blocking`.
     SpawnBlocking,
@@ -210,8 +215,9 @@ pub enum Way {
 
 impl Way {
     /// Every way, inline first.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::Inline,
+        Self::InlineNoYield,
         Self::SpawnBlocking,
         Self::AdapterSpawnBlocking,
         Self::AdapterRayon,
@@ -221,6 +227,7 @@ impl Way {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Inline => "inline",
+            Self::InlineNoYield => "inline-no-yield",
             Self::SpawnBlocking => "spawn_blocking",
             Self::AdapterSpawnBlocking => "adapter-spawn_blocking",
             Self::AdapterRayon => "adapter-rayon",
@@ -229,7 +236,13 @@ impl Way {
 
     /// `true` for every way that runs the stage off the runtime's workers.
     pub fn offloaded(self) -> bool {
-        self != Self::Inline
+        !matches!(self, Self::Inline | Self::InlineNoYield)
+    }
+
+    /// Whether `group` measures this way: the no-yield way only where the
+    /// stage is CPU-heavy (on the cheap `hop` stage it is `inline`).
+    fn in_group(self, group: &str) -> bool {
+        self != Self::InlineNoYield || group == "offload"
     }
 }
 
@@ -275,6 +288,11 @@ fn measure(
             Way::Inline | Way::SpawnBlocking => {
                 let options = options.transform(burn.offload(case.way == Way::SpawnBlocking)).build();
                 ingest(source, NullSink, options).await
+            }
+            Way::InlineNoYield => {
+                let mut burn = burn;
+                let source = source.map(move |chunk: io::Result<Bytes>| chunk.inspect(|chunk| burn.burn(chunk)));
+                ingest(source, NullSink, options.build()).await
             }
             Way::AdapterSpawnBlocking => {
                 ingest(offloaded(source, burn, Pool::SpawnBlocking), NullSink, options.build()).await
@@ -400,7 +418,7 @@ pub(crate) fn run(params: &TransformsParams) -> Result<Vec<ScenarioResult>, Erro
         for flavor in Flavor::ALL {
             let mut runs: Vec<Vec<ScenarioResult>> = vec![Vec::new(); Way::ALL.len()];
             for _ in 0..repetitions {
-                for (i, way) in Way::ALL.into_iter().enumerate() {
+                for (i, way) in Way::ALL.into_iter().enumerate().filter(|(_, way)| way.in_group(group)) {
                     let case = Case {
                         group,
                         flavor,

@@ -26,8 +26,18 @@ fn a_tiny_profile_writes_every_result_and_the_summary() {
     let results = run(&tiny(), out.path()).unwrap();
 
     // 3 checksums, 2 lag baselines, 2 groups x 2 runtimes x 4 ways, the
-    // summary.
-    assert_eq!(results.len(), 3 + 2 + 16 + 1);
+    // no-yield way of the CPU-heavy group on both runtimes, the summary.
+    assert_eq!(results.len(), 3 + 2 + 16 + 2 + 1);
+    for flavor in ["current_thread", "multi_thread"] {
+        let variant = format!("offload-{flavor}-inline-no-yield");
+        assert!(results.iter().any(|r| r.variant == variant), "no {variant}");
+        assert!(
+            !results
+                .iter()
+                .any(|r| r.variant == format!("hop-{flavor}-inline-no-yield")),
+            "the cheap hop stage has no no-yield way"
+        );
+    }
     assert_eq!(load_results(out.path()).unwrap().len(), results.len());
     for result in &results[..results.len() - 1] {
         assert!(result.is_ok(), "{}: {}", result.variant, result.outcome);
