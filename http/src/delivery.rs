@@ -48,6 +48,8 @@ struct Inner {
     global: Option<Arc<RateLimit>>,
     pool: Arc<BufferPool>,
     metrics: Metrics,
+    /// Write access; `None` answers uploads `405`.
+    uploads: Option<crate::upload::Uploads>,
 }
 
 /// One client connection's share of the throttle; create one per
@@ -84,6 +86,7 @@ impl Delivery {
                 global: config.global_rate.map(|rate| Arc::new(RateLimit::new(rate))),
                 pool: Arc::new(pool),
                 metrics,
+                uploads: config.uploads.as_ref().map(crate::upload::Uploads::new),
             }),
         })
     }
@@ -108,11 +111,20 @@ impl Delivery {
     /// # Cancel safety
     ///
     /// Dropping the future before it completes leaves nothing behind (the
-    /// file, if opened, is closed).
-    pub async fn handle<B>(&self, connection: &ConnectionLimits, request: Request<B>) -> Response<DeliveryBody> {
+    /// file, if opened, is closed; an upload whose body is being read is
+    /// aborted, its temporary file removed).
+    pub async fn handle<B>(&self, connection: &ConnectionLimits, request: Request<B>) -> Response<DeliveryBody>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+        B::Error: Into<weir::BoxError>,
+    {
         let requested = Instant::now();
-        let path = request.uri().path();
-        let response = if path == METRICS_PATH {
+        let path = request.uri().path().to_owned();
+        let path = path.as_str();
+        let writing = request.method() == Method::PUT || request.method() == Method::POST;
+        let response = if writing && (path.starts_with(FILES_PREFIX) || path.starts_with(OBJECTS_PREFIX)) {
+            self.upload(request, path).await
+        } else if path == METRICS_PATH {
             self.metrics_response(request.method())
         } else if let Some(rest) = path.strip_prefix(FILES_PREFIX) {
             self.file_response(connection, &request, rest, requested).await
@@ -125,9 +137,30 @@ impl Delivery {
         response
     }
 
+    async fn upload<B>(&self, request: Request<B>, path: &str) -> Response<DeliveryBody>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+        B::Error: Into<weir::BoxError>,
+    {
+        let inner = &self.inner;
+        let Some(uploads) = &inner.uploads else {
+            return method_not_allowed(false);
+        };
+        let destination = if let Some(rest) = path.strip_prefix(FILES_PREFIX) {
+            crate::upload::Destination::File(&inner.root, rest)
+        } else if let (Some(rest), Some(store)) = (path.strip_prefix(OBJECTS_PREFIX), &inner.objects) {
+            crate::upload::Destination::Object(store, rest)
+        } else {
+            return status(StatusCode::NOT_FOUND);
+        };
+        uploads
+            .take(request, destination, inner.chunk_size, &inner.metrics)
+            .await
+    }
+
     fn metrics_response(&self, method: &Method) -> Response<DeliveryBody> {
         if method != Method::GET && method != Method::HEAD {
-            return method_not_allowed();
+            return method_not_allowed(false);
         }
         let text = self.inner.metrics.render();
         let mut response = Response::new(if method == Method::HEAD {
@@ -151,7 +184,7 @@ impl Delivery {
         requested: Instant,
     ) -> Response<DeliveryBody> {
         if request.method() != Method::GET && request.method() != Method::HEAD {
-            return method_not_allowed();
+            return method_not_allowed(self.inner.uploads.is_some());
         }
         let relative = match relative_path(encoded) {
             Ok(relative) => relative,
@@ -188,7 +221,7 @@ impl Delivery {
         requested: Instant,
     ) -> Response<DeliveryBody> {
         if request.method() != Method::GET && request.method() != Method::HEAD {
-            return method_not_allowed();
+            return method_not_allowed(self.inner.uploads.is_some());
         }
         let key = match crate::objects::object_path(encoded) {
             Ok(key) => key,
@@ -316,11 +349,12 @@ fn status(code: StatusCode) -> Response<DeliveryBody> {
     response
 }
 
-fn method_not_allowed() -> Response<DeliveryBody> {
+fn method_not_allowed(writable: bool) -> Response<DeliveryBody> {
     let mut response = status(StatusCode::METHOD_NOT_ALLOWED);
+    let allow = if writable { "GET, HEAD, PUT, POST" } else { "GET, HEAD" };
     response
         .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
     response
 }
 

@@ -75,11 +75,12 @@ pub mod plan;
 mod server;
 mod source;
 mod throttle;
+mod upload;
 
 pub use body::DeliveryBody;
-pub use config::DeliveryConfig;
+pub use config::{DeliveryConfig, MIN_TOKEN_LEN, UploadConfig};
 pub use delivery::{ConnectionLimits, Delivery, FILES_PREFIX, METRICS_PATH, OBJECTS_PREFIX};
 pub use error::Error;
-pub use metrics::{Metrics, MetricsSnapshot, TransferOutcome};
+pub use metrics::{Metrics, MetricsSnapshot, TransferOutcome, UploadOutcome};
 pub use server::{Server, ServerHandle};
 pub use source::{ByteStream, FileReader, RangeOpen, Representation};

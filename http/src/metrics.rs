@@ -37,6 +37,72 @@ impl TransferOutcome {
     }
 }
 
+/// How an upload ended (the `outcome` label of `weir_delivery_uploads_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum UploadOutcome {
+    /// The sink committed every byte.
+    Committed,
+    /// The client hung up (or its body broke off) mid-body: aborted.
+    ClientGone,
+    /// A chunked body passed the byte limit: aborted, `413`.
+    TooLarge,
+    /// The body's digest differs from the one the client sent: aborted, `400`.
+    DigestMismatch,
+    /// The body went idle past the idle timeout: aborted, `408`.
+    IdleTimeout,
+    /// The sink failed: aborted, `500`.
+    Failed,
+    /// Refused before the body was read: over the limit by `Content-Length`.
+    RefusedTooLarge,
+    /// Refused before the body was read: every upload slot taken (`503`).
+    RefusedBusy,
+    /// Refused before the body was read: no valid bearer token (`401`).
+    RefusedUnauthorized,
+    /// Refused before the body was read: a bad path, header or encoding.
+    RefusedBadRequest,
+}
+
+impl UploadOutcome {
+    /// Every outcome.
+    pub const ALL: [Self; 10] = [
+        Self::Committed,
+        Self::ClientGone,
+        Self::TooLarge,
+        Self::DigestMismatch,
+        Self::IdleTimeout,
+        Self::Failed,
+        Self::RefusedTooLarge,
+        Self::RefusedBusy,
+        Self::RefusedUnauthorized,
+        Self::RefusedBadRequest,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Committed => "committed",
+            Self::ClientGone => "client_gone",
+            Self::TooLarge => "too_large",
+            Self::DigestMismatch => "digest_mismatch",
+            Self::IdleTimeout => "idle_timeout",
+            Self::Failed => "failed",
+            Self::RefusedTooLarge => "refused_too_large",
+            Self::RefusedBusy => "refused_busy",
+            Self::RefusedUnauthorized => "refused_unauthorized",
+            Self::RefusedBadRequest => "refused_bad_request",
+        }
+    }
+
+    /// `true` for an ingestion that started and was aborted.
+    pub fn is_abort(self) -> bool {
+        matches!(
+            self,
+            Self::ClientGone | Self::TooLarge | Self::DigestMismatch | Self::IdleTimeout | Self::Failed
+        )
+    }
+}
+
 type OutcomeLabels = [(&'static str, &'static str); 1];
 type CodeLabels = [(&'static str, u16); 1];
 
@@ -52,6 +118,9 @@ struct Inner {
     failed: Counter,
     time_to_first_byte: Histogram,
     responses: Family<CodeLabels, Counter>,
+    received_bytes: Counter,
+    active_uploads: Gauge,
+    uploads: Family<OutcomeLabels, Counter>,
 }
 
 /// The server's metrics; cheap to clone (one shared registry).
@@ -88,6 +157,14 @@ pub struct MetricsSnapshot {
     pub aborted: u64,
     /// Transfers whose source failed.
     pub failed: u64,
+    /// Upload body bytes received (committed or not).
+    pub received_bytes: u64,
+    /// Uploads running now.
+    pub active_uploads: i64,
+    /// Uploads committed.
+    pub uploads_committed: u64,
+    /// Uploads that started and were aborted, whatever the reason.
+    pub uploads_aborted: u64,
 }
 
 impl Metrics {
@@ -147,6 +224,24 @@ impl Metrics {
         );
         let responses = Family::<CodeLabels, Counter>::default();
         registry.register("responses", "Responses by status code", responses.clone());
+        let received_bytes = Counter::default();
+        registry.register_with_unit(
+            "received",
+            "Upload body bytes received, committed or not",
+            Unit::Bytes,
+            received_bytes.clone(),
+        );
+        let active_uploads = Gauge::default();
+        registry.register("active_uploads", "Uploads running now", active_uploads.clone());
+        let uploads = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "uploads",
+            "Finished uploads by outcome: committed; aborted mid-body (client_gone, too_large, digest_mismatch, idle_timeout, failed); refused before the body (refused_*)",
+            uploads.clone(),
+        );
+        for outcome in UploadOutcome::ALL {
+            let _ = uploads.get_or_create(&[("outcome", outcome.as_str())]);
+        }
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -160,6 +255,9 @@ impl Metrics {
                 failed,
                 time_to_first_byte,
                 responses,
+                received_bytes,
+                active_uploads,
+                uploads,
             }),
         }
     }
@@ -182,7 +280,34 @@ impl Metrics {
             completed: inner.completed.get(),
             aborted: inner.aborted.get(),
             failed: inner.failed.get(),
+            received_bytes: inner.received_bytes.get(),
+            active_uploads: inner.active_uploads.get(),
+            uploads_committed: self.uploads(UploadOutcome::Committed),
+            uploads_aborted: UploadOutcome::ALL
+                .into_iter()
+                .filter(|o| o.is_abort())
+                .map(|o| self.uploads(o))
+                .sum(),
         }
+    }
+
+    /// Uploads that ended with `outcome`.
+    pub fn uploads(&self, outcome: UploadOutcome) -> u64 {
+        self.inner.uploads.get_or_create(&[("outcome", outcome.as_str())]).get()
+    }
+
+    pub(crate) fn upload_ended(&self, outcome: UploadOutcome) {
+        self.inner.uploads.get_or_create(&[("outcome", outcome.as_str())]).inc();
+    }
+
+    pub(crate) fn received(&self, bytes: usize) {
+        self.inner.received_bytes.inc_by(bytes as u64);
+    }
+
+    /// Counts an upload running until the guard drops.
+    pub(crate) fn upload(&self) -> UploadGuard {
+        self.inner.active_uploads.inc();
+        UploadGuard { metrics: self.clone() }
     }
 
     pub(crate) fn response(&self, code: u16) {
@@ -222,6 +347,18 @@ pub(crate) struct ConnectionGuard {
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.metrics.inner.active_connections.dec();
+    }
+}
+
+/// Keeps `active_uploads` right: decremented on drop.
+#[derive(Debug)]
+pub(crate) struct UploadGuard {
+    metrics: Metrics,
+}
+
+impl Drop for UploadGuard {
+    fn drop(&mut self) {
+        self.metrics.inner.active_uploads.dec();
     }
 }
 

@@ -10,3 +10,4 @@ mod ranges;
 mod support;
 mod throttle;
 mod traversal;
+mod uploads;
