@@ -65,6 +65,13 @@ pub struct DeliveryConfig {
     /// Write access (`PUT`/`POST` under `/files/` and `/objects/`); `None`,
     /// the default, answers every upload with `405`.
     pub uploads: Option<UploadConfig>,
+    /// Whole-file (and whole-object) responses compressed with zstd or
+    /// gzip when the client's `Accept-Encoding` asks for one; ranges are
+    /// always of the identity bytes. On by default.
+    pub compression: bool,
+    /// The runtime-lag probe's period (`weir_delivery_runtime_lag_seconds`
+    /// in `/metrics`); `None` runs no probe.
+    pub lag_probe_every: Option<Duration>,
 }
 
 /// How uploads are taken: who may write, and how much at once.
@@ -167,6 +174,8 @@ impl DeliveryConfig {
             max_connections: 10_000,
             shutdown_grace: Duration::from_secs(5),
             uploads: None,
+            compression: true,
+            lag_probe_every: Some(Duration::from_millis(10)),
         }
     }
 
@@ -251,6 +260,9 @@ impl DeliveryConfig {
         }
         if self.header_read_timeout.is_zero() {
             return Err(Error::Config("header read timeout must not be zero".to_owned()));
+        }
+        if self.lag_probe_every.is_some_and(|every| every.is_zero()) {
+            return Err(Error::Config("lag probe period must not be zero".to_owned()));
         }
         if let Some(uploads) = &self.uploads {
             uploads.validate()?;

@@ -50,6 +50,8 @@ struct Inner {
     metrics: Metrics,
     /// Write access; `None` answers uploads `405`.
     uploads: Option<crate::upload::Uploads>,
+    /// Whether whole responses may be encoded (`Accept-Encoding`).
+    compression: bool,
 }
 
 /// One client connection's share of the throttle; create one per
@@ -87,6 +89,7 @@ impl Delivery {
                 pool: Arc::new(pool),
                 metrics,
                 uploads: config.uploads.as_ref().map(crate::upload::Uploads::new),
+                compression: config.compression,
             }),
         })
     }
@@ -252,11 +255,25 @@ impl Delivery {
             inner.max_ranges,
             SystemTime::now(),
         );
+        // Only a whole representation is ever encoded; a `Range` request
+        // gets identity bytes (see `encoding`).
+        let coding = (inner.compression
+            && len > 0
+            && matches!(decision, Plan::Full)
+            && !request.headers().contains_key(header::RANGE))
+        .then(|| crate::encoding::negotiate(request.headers()))
+        .flatten();
         let mut response = Response::new(DeliveryBody::empty());
         let headers = response.headers_mut();
         headers.typed_insert(AcceptRanges::bytes());
+        if inner.compression {
+            headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        }
         if let Some(etag) = representation.etag() {
             headers.typed_insert(etag.clone());
+            if let Some(codec) = coding {
+                encoded_etag(headers, codec.as_str());
+            }
         }
         if let Some(modified) = representation.last_modified() {
             headers.typed_insert(LastModified::from(modified));
@@ -275,8 +292,13 @@ impl Delivery {
             }
             Plan::Full => {
                 headers.insert(header::CONTENT_TYPE, representation.content_type().clone());
-                headers.typed_insert(ContentLength(len));
-                (StatusCode::OK, Some(BodyPlan::Range(0..len)))
+                if let Some(codec) = coding {
+                    headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(codec.as_str()));
+                    (StatusCode::OK, Some(BodyPlan::Encoded(codec)))
+                } else {
+                    headers.typed_insert(ContentLength(len));
+                    (StatusCode::OK, Some(BodyPlan::Range(0..len)))
+                }
             }
             Plan::Single(range) => {
                 headers.insert(header::CONTENT_TYPE, representation.content_type().clone());
@@ -332,6 +354,16 @@ impl Delivery {
                 let len = multipart.len();
                 (multipart.into_stream(representation.opener(), chunk_size), len)
             }
+            BodyPlan::Encoded(codec) => {
+                let source = match representation.open(0..representation.len(), inner.chunk_size) {
+                    Ok(source) => crate::encoding::compressed(source, codec, inner.chunk_size),
+                    Err(error) => {
+                        tracing::warn!(%error, "opening a file to compress failed");
+                        Box::pin(futures_util::stream::iter([Err(error)])) as crate::source::ByteStream
+                    }
+                };
+                return DeliveryBody::until_end(source, chunk_size, throttle, guard);
+            }
         };
         DeliveryBody::transfer(source, len, chunk_size, throttle, guard)
     }
@@ -340,6 +372,20 @@ impl Delivery {
 enum BodyPlan {
     Range(std::ops::Range<u64>),
     Multipart(Multipart),
+    /// The whole representation, compressed.
+    Encoded(weir_transforms::Codec),
+}
+
+/// Gives the encoded representation a strong tag of its own: the identity
+/// tag with `-<coding>` appended inside the quotes.
+fn encoded_etag(headers: &mut http::HeaderMap, coding: &str) {
+    let Some(tag) = headers.get(header::ETAG).and_then(|v| v.to_str().ok()) else {
+        return;
+    };
+    let Some(open) = tag.strip_suffix('"') else { return };
+    if let Ok(value) = HeaderValue::from_str(&format!("{open}-{coding}\"")) {
+        headers.insert(header::ETAG, value);
+    }
 }
 
 fn status(code: StatusCode) -> Response<DeliveryBody> {

@@ -4,6 +4,7 @@
 mod conditional;
 mod corpus;
 mod disconnect;
+mod encoding;
 mod metrics;
 mod objects;
 mod ranges;
