@@ -29,7 +29,11 @@ fn writable(root: &Path, uploads: UploadConfig) -> DeliveryConfig {
 }
 
 async fn server(fixture: &Fixture) -> Server {
-    start(writable(fixture.path(), UploadConfig::new(TOKEN)), FileReader::Pull).await
+    server_with(fixture, UploadConfig::new(TOKEN)).await
+}
+
+async fn server_with(fixture: &Fixture, uploads: UploadConfig) -> Server {
+    start(writable(fixture.path(), uploads), FileReader::Pull).await
 }
 
 fn digest_header(bytes: &[u8]) -> String {
@@ -154,8 +158,7 @@ async fn one_gib_commits_exactly_with_its_digest_checked() {
     const LEN: u64 = 1 << 30;
     const CHUNK: usize = 256 << 10;
     let fixture = Fixture::new();
-    let config = writable(fixture.path(), UploadConfig::new(TOKEN).with_max_bytes(LEN));
-    let server = start(config, FileReader::Pull).await;
+    let server = server_with(&fixture, UploadConfig::new(TOKEN).with_max_bytes(LEN)).await;
     // One 256 KiB block of synthetic bytes, repeated with its index stamped
     // in: 1 GiB without holding 1 GiB.
     let block = content(CHUNK as u64);
@@ -215,8 +218,7 @@ async fn one_gib_commits_exactly_with_its_digest_checked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_content_length_gets_413_before_the_body() {
     let fixture = Fixture::new();
-    let config = writable(fixture.path(), UploadConfig::new(TOKEN).with_max_bytes(1000));
-    let server = start(config, FileReader::Pull).await;
+    let server = server_with(&fixture, UploadConfig::new(TOKEN).with_max_bytes(1000)).await;
     let addr = server.local_addr();
     // No body is ever sent: the answer comes from the headers alone, and an
     // `Expect: 100-continue` client is never told to go on.
@@ -255,8 +257,7 @@ async fn expect_100_continue_is_honoured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chunked_body_past_the_limit_is_aborted_with_413() {
     let fixture = Fixture::new();
-    let config = writable(fixture.path(), UploadConfig::new(TOKEN).with_max_bytes(10_000));
-    let server = start(config, FileReader::Pull).await;
+    let server = server_with(&fixture, UploadConfig::new(TOKEN).with_max_bytes(10_000)).await;
     let head = format!(
         "PUT /files/over.bin HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {TOKEN}\r\ntransfer-encoding: chunked\r\n\r\n"
     );
@@ -281,8 +282,7 @@ async fn a_chunked_body_past_the_limit_is_aborted_with_413() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_past_the_concurrency_limit_get_503_with_retry_after() {
     let fixture = Fixture::new();
-    let config = writable(fixture.path(), UploadConfig::new(TOKEN).with_max_concurrent(2));
-    let server = start(config, FileReader::Pull).await;
+    let server = server_with(&fixture, UploadConfig::new(TOKEN).with_max_concurrent(2)).await;
     let addr = server.local_addr();
     let metrics = server.metrics().clone();
     // Two uploads hold their slots: headers and half their bodies sent.
@@ -296,16 +296,19 @@ async fn uploads_past_the_concurrency_limit_get_503_with_retry_after() {
         held.push(stream);
     }
     assert!(eventually(|| metrics.snapshot().active_uploads == 2).await);
-    let busy = upload(
-        addr,
-        "PUT",
-        "/files/third.bin",
-        &[AUTH],
-        chunks(b"x".to_vec(), 1),
-        Some(1),
-    )
-    .await
-    .unwrap();
+    let one_byte = || async {
+        upload(
+            addr,
+            "PUT",
+            "/files/third.bin",
+            &[AUTH],
+            chunks(b"x".to_vec(), 1),
+            Some(1),
+        )
+        .await
+        .unwrap()
+    };
+    let busy = one_byte().await;
     assert_eq!(busy.status, 503);
     assert_eq!(busy.header("retry-after"), "1");
     for stream in &mut held {
@@ -317,16 +320,7 @@ async fn uploads_past_the_concurrency_limit_get_503_with_retry_after() {
     assert!(!fixture.path().join("third.bin").exists());
     assert_eq!(metrics.uploads(UploadOutcome::RefusedBusy), 1);
     // The slots are free again.
-    let later = upload(
-        addr,
-        "PUT",
-        "/files/third.bin",
-        &[AUTH],
-        chunks(b"x".to_vec(), 1),
-        Some(1),
-    )
-    .await
-    .unwrap();
+    let later = one_byte().await;
     assert_eq!(later.status, 201);
     server.shutdown().await;
 }
@@ -339,8 +333,7 @@ async fn two_hundred_cut_offs_leave_no_file_no_temp_file_and_no_descriptor() {
     let dir = fixture.path().join("in");
     // Slots for every client: a batch may start while the last one's aborts
     // still hold theirs.
-    let config = writable(fixture.path(), UploadConfig::new(TOKEN).with_max_concurrent(250));
-    let server = start(config, FileReader::Pull).await;
+    let server = server_with(&fixture, UploadConfig::new(TOKEN).with_max_concurrent(250)).await;
     let addr = server.local_addr();
     let metrics = server.metrics().clone();
     // Warm-up: one complete upload (and removal), so runtime threads and
@@ -573,8 +566,9 @@ async fn objects_are_uploaded_through_the_object_store_sink_or_not_at_all() {
     let fixture = Fixture::new();
     let bucket = tempfile::tempdir().unwrap();
     let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(bucket.path()).unwrap());
-    let config = writable(fixture.path(), UploadConfig::new(TOKEN)).with_objects(store);
-    let server = start(config, FileReader::Pull).await;
+    let server = server_with(&fixture, UploadConfig::new(TOKEN))
+        .with_objects(store)
+        .await;
     let addr = server.local_addr();
     let body = content(300_001);
     let created = upload(

@@ -260,6 +260,10 @@ pub(crate) fn slow_rss_chart(newest: &BTreeMap<&str, &ScenarioResult>, note: &st
     }
 }
 
+fn rss_cell(baseline: u64, peak: u64, growth: u64) -> String {
+    format!("{} -> {} ({})", bytes(baseline), bytes(peak), bytes(growth))
+}
+
 fn lag_cell(lag: &ServerLag) -> String {
     format!("{:.1} / {:.1} / {:.1}", lag.p50_ms, lag.p99_ms, lag.max_ms)
 }
@@ -295,12 +299,7 @@ pub(crate) fn weir_only_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table
                     f.cutoff_temp_files,
                     f.cutoff_fds_over_baseline
                 ),
-                format!(
-                    "{} -> {} ({})",
-                    bytes(f.server_baseline_rss_bytes),
-                    bytes(f.server_peak_rss_bytes),
-                    bytes(f.rss_growth_bytes)
-                ),
+                rss_cell(f.server_baseline_rss_bytes, f.server_peak_rss_bytes, f.rss_growth_bytes),
                 format!("{:.2}", f.server_cpu_s),
                 lag_cell(&f.server_lag),
             ]);
@@ -320,12 +319,7 @@ pub(crate) fn weir_only_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table
                 } else {
                     "decoded body DIFFERS from the file".to_owned()
                 },
-                format!(
-                    "{} -> {} ({})",
-                    bytes(f.server_baseline_rss_bytes),
-                    bytes(f.server_peak_rss_bytes),
-                    bytes(f.rss_growth_bytes)
-                ),
+                rss_cell(f.server_baseline_rss_bytes, f.server_peak_rss_bytes, f.rss_growth_bytes),
                 format!("{:.2}", f.server_cpu_s),
                 lag_cell(&f.server_lag),
             ]);
