@@ -566,9 +566,8 @@ async fn objects_are_uploaded_through_the_object_store_sink_or_not_at_all() {
     let fixture = Fixture::new();
     let bucket = tempfile::tempdir().unwrap();
     let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(bucket.path()).unwrap());
-    let server = server_with(&fixture, UploadConfig::new(TOKEN))
-        .with_objects(store)
-        .await;
+    let config = writable(fixture.path(), UploadConfig::new(TOKEN)).with_objects(store);
+    let server = start(config, FileReader::Pull).await;
     let addr = server.local_addr();
     let body = content(300_001);
     let created = upload(
