@@ -69,6 +69,9 @@ pub struct DeliveryConfig {
     /// gzip when the client's `Accept-Encoding` asks for one; ranges are
     /// always of the identity bytes. On by default.
     pub compression: bool,
+    /// Rows from PostgreSQL under `/rows/` (`<table>.ndjson`, `<table>.csv`);
+    /// `None` answers 404 there.
+    pub rows: Option<crate::rows::RowsConfig>,
     /// The runtime-lag probe's period (`weir_delivery_runtime_lag_seconds`
     /// in `/metrics`); `None` runs no probe.
     pub lag_probe_every: Option<Duration>,
@@ -175,6 +178,7 @@ impl DeliveryConfig {
             shutdown_grace: Duration::from_secs(5),
             uploads: None,
             compression: true,
+            rows: None,
             lag_probe_every: Some(Duration::from_millis(10)),
         }
     }
@@ -266,6 +270,9 @@ impl DeliveryConfig {
         }
         if let Some(uploads) = &self.uploads {
             uploads.validate()?;
+        }
+        if let Some(rows) = &self.rows {
+            rows.validate()?;
         }
         Ok(())
     }

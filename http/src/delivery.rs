@@ -52,6 +52,8 @@ struct Inner {
     uploads: Option<crate::upload::Uploads>,
     /// Whether whole responses may be encoded (`Accept-Encoding`).
     compression: bool,
+    /// Rows from PostgreSQL; `None` answers 404 under `/rows/`.
+    rows: Option<crate::rows::Rows>,
 }
 
 /// One client connection's share of the throttle; create one per
@@ -90,6 +92,7 @@ impl Delivery {
                 metrics,
                 uploads: config.uploads.as_ref().map(crate::upload::Uploads::new),
                 compression: config.compression,
+                rows: config.rows.as_ref().map(crate::rows::Rows::new).transpose()?,
             }),
         })
     }
@@ -133,6 +136,8 @@ impl Delivery {
             self.file_response(connection, &request, rest, requested).await
         } else if let (Some(rest), Some(store)) = (path.strip_prefix(OBJECTS_PREFIX), &self.inner.objects) {
             self.object_response(connection, &request, store, rest, requested).await
+        } else if let (Some(rest), Some(rows)) = (path.strip_prefix(crate::rows::ROWS_PREFIX), &self.inner.rows) {
+            self.rows_response(connection, &request, rows, rest, requested).await
         } else {
             status(StatusCode::NOT_FOUND)
         };
@@ -236,6 +241,46 @@ impl Delivery {
         }
     }
 
+    async fn rows_response<B>(
+        &self,
+        connection: &ConnectionLimits,
+        request: &Request<B>,
+        rows: &crate::rows::Rows,
+        rest: &str,
+        requested: Instant,
+    ) -> Response<DeliveryBody> {
+        if request.method() != Method::GET {
+            let mut response = status(StatusCode::METHOD_NOT_ALLOWED);
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET"));
+            return response;
+        }
+        match rows.open(rest).await {
+            Ok((stream, content_type)) => {
+                let throttle = self.throttle(connection);
+                let chunk_size = throttle.chunk_size(self.inner.chunk_size);
+                let guard = self.inner.metrics.transfer(requested);
+                let mut response = Response::new(DeliveryBody::until_end(stream, chunk_size, throttle, guard));
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+                response
+            }
+            Err(refused) => refused,
+        }
+    }
+
+    fn throttle(&self, connection: &ConnectionLimits) -> Throttle {
+        let limits: Vec<Arc<RateLimit>> = connection
+            .limit
+            .iter()
+            .chain(self.inner.global.iter())
+            .cloned()
+            .collect();
+        Throttle::new(limits)
+    }
+
     /// Answers `request` with `representation`: conditionals, ranges,
     /// throttled streaming body. Use it to serve representations the file
     /// route does not know (objects, database rows).
@@ -330,8 +375,7 @@ impl Delivery {
         requested: Instant,
     ) -> DeliveryBody {
         let inner = &self.inner;
-        let limits: Vec<Arc<RateLimit>> = connection.limit.iter().chain(inner.global.iter()).cloned().collect();
-        let throttle = Throttle::new(limits);
+        let throttle = self.throttle(connection);
         let chunk_size = throttle.chunk_size(inner.chunk_size);
         let guard = inner.metrics.transfer(requested);
         let (source, len) = match body_plan {

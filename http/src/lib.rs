@@ -40,6 +40,9 @@
 //!   commit, limits answered before the body (`413`, `503` with
 //!   `Retry-After`), and aborts that leave nothing behind. Off unless
 //!   [`DeliveryConfig::uploads`] is set; writers need its bearer token.
+//! - Rows: `GET /rows/<table>.ndjson` or `.csv` streams a configured
+//!   table of a PostgreSQL database by `COPY ... TO STDOUT`, pulled at the
+//!   client's pace; a hang-up cancels the query. [`DeliveryConfig::rows`].
 //! - [`Metrics`]: the Prometheus registry behind `/metrics`, with upload
 //!   outcomes and the [`RuntimeLag`] a probe task on the server's runtime
 //!   measures.
@@ -88,6 +91,7 @@ mod multipart;
 mod objects;
 mod path;
 pub mod plan;
+mod rows;
 mod server;
 mod source;
 mod throttle;
@@ -98,5 +102,6 @@ pub use config::{DeliveryConfig, MIN_TOKEN_LEN, UploadConfig};
 pub use delivery::{ConnectionLimits, Delivery, FILES_PREFIX, METRICS_PATH, OBJECTS_PREFIX};
 pub use error::Error;
 pub use metrics::{Metrics, MetricsSnapshot, RuntimeLag, TransferOutcome, UploadOutcome};
+pub use rows::{ROWS_PREFIX, RowsConfig};
 pub use server::{Server, ServerHandle};
 pub use source::{ByteStream, FileReader, RangeOpen, Representation};

@@ -8,6 +8,7 @@ mod encoding;
 mod metrics;
 mod objects;
 mod ranges;
+mod rows;
 mod support;
 mod throttle;
 mod traversal;
