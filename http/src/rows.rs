@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use http::{HeaderValue, Response, StatusCode, header};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -32,6 +32,9 @@ use crate::body::DeliveryBody;
 use crate::error::Error;
 use crate::source::ByteStream;
 use crate::upload::text;
+
+/// Bytes of rows gathered into one body chunk.
+const GATHER: usize = 16 << 10;
 
 /// The route prefix rows are served under (when a database is configured).
 pub const ROWS_PREFIX: &str = "/rows/";
@@ -216,6 +219,7 @@ impl Rows {
         let stream: ByteStream = Box::pin(CopyBody {
             copy: Box::pin(copy),
             guard,
+            done: false,
         });
         Ok((stream, content_type))
     }
@@ -262,22 +266,47 @@ impl Drop for Guard {
 struct CopyBody {
     copy: Pin<Box<CopyOutStream>>,
     guard: Guard,
+    /// The COPY ended (or failed).
+    done: bool,
 }
 
 impl Stream for CopyBody {
     type Item = io::Result<Bytes>;
 
+    /// COPY sends one message per row: the rows already received are
+    /// gathered into one chunk of up to [`GATHER`] bytes, so a row is not a
+    /// frame (and a write) of its own; nothing is read ahead for it.
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match self.copy.as_mut().poll_next(cx) {
-            Poll::Ready(None) => {
-                self.guard.cancel = None;
-                Poll::Ready(None)
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let mut gathered = BytesMut::new();
+        loop {
+            match self.copy.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(row))) => {
+                    if gathered.is_empty() && row.len() >= GATHER {
+                        return Poll::Ready(Some(Ok(row)));
+                    }
+                    gathered.extend_from_slice(&row);
+                    if gathered.len() >= GATHER {
+                        return Poll::Ready(Some(Ok(gathered.freeze())));
+                    }
+                }
+                Poll::Ready(Some(Err(error))) => {
+                    self.guard.cancel = None;
+                    self.done = true;
+                    // What was gathered is lost with the failed body anyway.
+                    return Poll::Ready(Some(Err(io::Error::other(error))));
+                }
+                Poll::Ready(None) => {
+                    self.guard.cancel = None;
+                    // The COPY stream is not polled again after its end.
+                    self.done = true;
+                    return Poll::Ready((!gathered.is_empty()).then(|| Ok(gathered.freeze())));
+                }
+                Poll::Pending if gathered.is_empty() => return Poll::Pending,
+                Poll::Pending => return Poll::Ready(Some(Ok(gathered.freeze()))),
             }
-            Poll::Ready(Some(Err(error))) => {
-                self.guard.cancel = None;
-                Poll::Ready(Some(Err(io::Error::other(error))))
-            }
-            other => other.map(|item| item.map(|r| r.map_err(io::Error::other))),
         }
     }
 }

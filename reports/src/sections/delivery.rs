@@ -14,7 +14,8 @@ use std::fmt::Write as _;
 use serde_json::Value;
 use weir_harness::ScenarioResult;
 use weir_harness::figures::delivery::{
-    DeliveryCompressed, DeliveryEncoding, DeliveryFast, DeliverySlow, DeliveryStorm, DeliveryUpload, ServerLag,
+    DeliveryCompressed, DeliveryEncoding, DeliveryFast, DeliveryRows, DeliverySlow, DeliveryStorm, DeliveryUpload,
+    ServerLag,
 };
 
 use super::newest_per_variant;
@@ -268,7 +269,7 @@ fn lag_cell(lag: &ServerLag) -> String {
     format!("{:.1} / {:.1} / {:.1}", lag.p50_ms, lag.p99_ms, lag.max_ms)
 }
 
-/// weir's uploads and compressed delivery: one row each, when they ran.
+/// weir's uploads, compressed delivery and rows: one row each, when they ran.
 pub(crate) fn weir_only_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table {
     let mut table = Table::new([
         "phase",
@@ -319,6 +320,24 @@ pub(crate) fn weir_only_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table
                 } else {
                     "decoded body DIFFERS from the file".to_owned()
                 },
+                rss_cell(f.server_baseline_rss_bytes, f.server_peak_rss_bytes, f.rss_growth_bytes),
+                format!("{:.2}", f.server_cpu_s),
+                lag_cell(&f.server_lag),
+            ]);
+        }
+        if let Some(f) = variant.starts_with("rows-").then(|| r.figures::<DeliveryRows>()).flatten() {
+            table.row([
+                format!("PostgreSQL rows ({})", label(variant.trim_start_matches("rows-"))),
+                format!(
+                    "{} rows as NDJSON ({}) read at {}/s",
+                    f.rows,
+                    bytes(f.body_bytes),
+                    bytes(f.client_rate_bps)
+                ),
+                format!(
+                    "{} of {} rows received; query gone {:.0} ms after a hang-up",
+                    f.rows_received, f.rows, f.query_end_after_hangup_ms
+                ),
                 rss_cell(f.server_baseline_rss_bytes, f.server_peak_rss_bytes, f.rss_growth_bytes),
                 format!("{:.2}", f.server_cpu_s),
                 lag_cell(&f.server_lag),
@@ -375,6 +394,7 @@ pub(crate) fn lag_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table {
             "storm" => r.figures::<DeliveryStorm>().and_then(|f| f.server_lag),
             "upload" => r.figures::<DeliveryUpload>().map(|f| f.server_lag),
             "compressed" => r.figures::<DeliveryCompressed>().map(|f| f.server_lag),
+            "rows" => r.figures::<DeliveryRows>().map(|f| f.server_lag),
             _ => None,
         };
         if let Some(lag) = lag {
@@ -416,7 +436,7 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
     if !weir_only.rows.is_empty() {
         let _ = writeln!(
             md,
-            "Uploads and compressed delivery (weir only: the baselines take no uploads and do not compress; RSS and \
+            "Uploads, compressed delivery and rows (weir only: the baselines take no uploads and do not compress; RSS and \
              CPU are the server process's, lag its own probe's, a 10 ms timer whose ticks Tokio rounds to whole \
              milliseconds):\n\n{}",
             markdown::table(&weir_only)

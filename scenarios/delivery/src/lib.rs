@@ -24,6 +24,7 @@ mod compressed;
 mod error;
 pub mod nginx;
 mod process;
+mod rows;
 pub mod serve;
 mod upload;
 
@@ -65,11 +66,14 @@ pub enum Phase {
     Compressed,
     /// Identity against compressed delivery, fast (weir servers only).
     Encoding,
+    /// Rows from PostgreSQL to a slow client, then a hang-up (weir servers
+    /// only; needs `just pg-up`).
+    Rows,
 }
 
 impl Phase {
     /// Every phase.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Slow,
         Self::Crowd,
         Self::Fast,
@@ -77,6 +81,7 @@ impl Phase {
         Self::Upload,
         Self::Compressed,
         Self::Encoding,
+        Self::Rows,
     ];
 
     /// The name in results and on command lines.
@@ -89,6 +94,7 @@ impl Phase {
             Self::Upload => "upload",
             Self::Compressed => "compressed",
             Self::Encoding => "encoding",
+            Self::Rows => "rows",
         }
     }
 }
@@ -98,7 +104,7 @@ impl std::str::FromStr for Phase {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         Self::ALL.into_iter().find(|p| p.name() == text).ok_or_else(|| {
-            format!("unknown phase {text:?} (expected slow, crowd, fast, storm, upload, compressed or encoding)")
+            format!("unknown phase {text:?} (expected slow, crowd, fast, storm, upload, compressed, encoding or rows)")
         })
     }
 }
@@ -164,6 +170,10 @@ pub struct DeliveryParams {
     pub compressed_rate: u64,
     /// Rounds of the encoding phase.
     pub encoding_rounds: usize,
+    /// Rows of the rows phase's table.
+    pub rows: u64,
+    /// The rows phase's reading rate, bytes per second.
+    pub rows_rate: u64,
 }
 
 impl Default for DeliveryParams {
@@ -197,6 +207,8 @@ impl Default for DeliveryParams {
             compressed_file_size: 32 << 20,
             compressed_rate: 1 << 20,
             encoding_rounds: 5,
+            rows: 300_000,
+            rows_rate: 1 << 20,
         }
     }
 }
@@ -205,7 +217,7 @@ impl DeliveryParams {
     /// The full profile: 100 slow clients at 1 MiB/s on a 1 GiB file for
     /// 30 s, 1,000 for 20 s, 9 fast rounds (the storm is the quick
     /// profile's: 300 clients, twice); 100 uploads of 16 MiB at 1 MiB/s; a
-    /// 256 MiB compressible file.
+    /// 256 MiB compressible file; 3,000,000 rows.
     pub fn full() -> Self {
         Self {
             file_size: 1 << 30,
@@ -215,6 +227,7 @@ impl DeliveryParams {
             fast_rounds: 9,
             upload_bytes: 16 << 20,
             compressed_file_size: 256 << 20,
+            rows: 3_000_000,
             ..Self::default()
         }
     }
@@ -238,6 +251,8 @@ impl DeliveryParams {
             || self.upload_rate == 0
             || self.compressed_rate == 0
             || self.upload_bytes == 0
+            || self.rows == 0
+            || self.rows_rate == 0
             || self.compressed_file_size == 0
         {
             return bad("clients, rounds and rates must be at least 1");
@@ -344,6 +359,11 @@ pub async fn run(params: &DeliveryParams, out: &Path) -> Result<Vec<ScenarioResu
             Phase::Encoding => {
                 if let (Some(kind), Some(digest)) = (weir, &text_digest) {
                     results.push(compressed::compare(params, &dir, kind, digest).await?);
+                }
+            }
+            Phase::Rows => {
+                if let Some(kind) = weir {
+                    results.push(rows::run(params, &dir, kind).await?);
                 }
             }
         }

@@ -96,6 +96,11 @@ pub struct ServeOptions {
     pub upload_token: Option<String>,
     /// Uploads at once (with `upload_token`).
     pub max_uploads: usize,
+    /// Serves rows of `rows_tables` from this PostgreSQL database under
+    /// `/rows/` (weir servers). A lab option: visible on the command line.
+    pub rows_url: Option<String>,
+    /// The tables served under `/rows/`.
+    pub rows_tables: Vec<String>,
 }
 
 impl ServeOptions {
@@ -115,6 +120,8 @@ impl ServeOptions {
             exit_on_stdin_eof: false,
             upload_token: None,
             max_uploads: 64,
+            rows_url: None,
+            rows_tables: Vec::new(),
         }
     }
 
@@ -127,6 +134,9 @@ impl ServeOptions {
         config.connection_buffer = self.connection_buffer;
         if let Some(token) = &self.upload_token {
             config = config.with_uploads(UploadConfig::new(token.clone()).with_max_concurrent(self.max_uploads));
+        }
+        if let Some(url) = &self.rows_url {
+            config.rows = Some(weir_http::RowsConfig::new(url.clone(), self.rows_tables.clone()));
         }
         config
     }
@@ -164,6 +174,12 @@ impl ServeOptions {
                 "--max-uploads".into(),
                 self.max_uploads.to_string().into(),
             ]);
+        }
+        if let Some(url) = &self.rows_url {
+            args.extend(["--rows-url".into(), url.into()]);
+            for table in &self.rows_tables {
+                args.extend(["--rows-table".into(), table.into()]);
+            }
         }
         if self.exit_on_stdin_eof {
             args.push("--exit-on-stdin-eof".into());

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use weir_delivery::{DeliveryParams, run};
 use weir_harness::figures::delivery::{
-    DeliveryCompressed, DeliveryEncoding, DeliveryFast, DeliverySlow, DeliveryStorm, DeliveryUpload,
+    DeliveryCompressed, DeliveryEncoding, DeliveryFast, DeliveryRows, DeliverySlow, DeliveryStorm, DeliveryUpload,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,11 +27,14 @@ async fn a_tiny_run_writes_every_result() {
     params.compressed_file_size = 2 << 20;
     params.compressed_rate = 4 << 20;
     params.encoding_rounds = 2;
+    params.rows = 20_000;
+    params.rows_rate = 8 << 20;
     let results = run(&params, out.path()).await.unwrap();
     // 4 phases x 4 servers (nginx included: `just nginx-install`), and
-    // weir-pull's upload, compressed and encoding phases.
-    assert_eq!(results.len(), 19);
-    assert_eq!(weir_harness::load_results(out.path()).unwrap().len(), 19);
+    // weir-pull's upload, compressed, encoding and rows phases (PostgreSQL:
+    // `just pg-up`; without it the run fails, naming it).
+    assert_eq!(results.len(), 20);
+    assert_eq!(weir_harness::load_results(out.path()).unwrap().len(), 20);
     for result in &results {
         assert!(result.is_ok(), "{}: {}", result.variant, result.outcome);
         weir_harness::figures::conforms(result).unwrap();
@@ -110,4 +113,8 @@ async fn a_tiny_run_writes_every_result() {
         f.wire_bytes_per_file_byte > 0.0 && f.wire_bytes_per_file_byte < 0.5,
         "{f:?}"
     );
+    let rows = results.iter().find(|r| r.variant == "rows-weir-pull").unwrap();
+    let f = rows.figures::<DeliveryRows>().unwrap();
+    assert!(f.all_rows && f.rows_received == 20_000, "{f:?}");
+    assert!(f.query_end_after_hangup_ms < 60_000.0, "{f:?}");
 }

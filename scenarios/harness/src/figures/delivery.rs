@@ -270,3 +270,37 @@ pub struct DeliveryEncoding {
     /// The compressing server's runtime lag.
     pub encoded_lag: ServerLag,
 }
+
+/// Rows of a PostgreSQL table streamed as NDJSON to a client reading at a
+/// fixed rate, then a hang-up mid-stream (variant `rows-weir-pull`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeliveryRows {
+    /// `in-process` or `process`.
+    pub server_isolation: String,
+    /// Rows in the table.
+    pub rows: u64,
+    /// Rows the client received (NDJSON lines).
+    pub rows_received: u64,
+    /// Every row arrived: the gated figure.
+    pub all_rows: bool,
+    /// Bytes received.
+    pub body_bytes: u64,
+    /// The client's reading rate, bytes per second.
+    pub client_rate_bps: u64,
+    /// The server's RSS when the stream started, bytes.
+    pub server_baseline_rss_bytes: u64,
+    /// Its peak during it, bytes.
+    pub server_peak_rss_bytes: u64,
+    /// Peak minus baseline, bytes: the gated ceiling.
+    pub rss_growth_bytes: u64,
+    /// The server's CPU, seconds.
+    pub server_cpu_s: f64,
+    /// Wall time of the stream, seconds.
+    pub elapsed_s: f64,
+    /// From the client's hang-up to the query's end in `pg_stat_activity`,
+    /// milliseconds (gated); 60,000 when it did not end within a minute.
+    pub query_end_after_hangup_ms: f64,
+    /// The server's runtime lag over the phase.
+    pub server_lag: ServerLag,
+}
