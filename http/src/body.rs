@@ -33,7 +33,9 @@ enum Kind {
 struct Transfer {
     /// `None` once the last byte went out or the transfer failed.
     source: Option<ByteStream>,
-    remaining: u64,
+    /// Bytes still due; `None` for a body of unknown length (an encoded
+    /// one), which ends when its source does.
+    remaining: Option<u64>,
     /// The size of the next chunk, already paid to the throttle.
     paid: bool,
     /// Bytes handed over since this transfer last let other tasks run.
@@ -82,10 +84,25 @@ impl DeliveryBody {
             guard.finish(TransferOutcome::Completed);
             return Self::empty();
         }
+        Self::streamed(source, Some(len), chunk_size, throttle, guard)
+    }
+
+    /// `source` to its end, however long (chunked on the wire).
+    pub(crate) fn until_end(source: ByteStream, chunk_size: usize, throttle: Throttle, guard: TransferGuard) -> Self {
+        Self::streamed(source, None, chunk_size, throttle, guard)
+    }
+
+    fn streamed(
+        source: ByteStream,
+        remaining: Option<u64>,
+        chunk_size: usize,
+        throttle: Throttle,
+        guard: TransferGuard,
+    ) -> Self {
         Self {
             kind: Kind::Transfer(Box::new(Transfer {
                 source: Some(source),
-                remaining: len,
+                remaining,
                 paid: false,
                 since_yield: 0,
                 chunk_size,
@@ -117,7 +134,7 @@ impl Body for DeliveryBody {
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Bytes(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
-            Kind::Transfer(transfer) => SizeHint::with_exact(transfer.remaining),
+            Kind::Transfer(transfer) => transfer.remaining.map_or_else(SizeHint::new, SizeHint::with_exact),
         }
     }
 }
@@ -136,7 +153,7 @@ impl Transfer {
             return Poll::Pending;
         }
         if !self.paid && !self.throttle.is_unlimited() {
-            let next = self.remaining.min(self.chunk_size as u64);
+            let next = self.remaining.unwrap_or(u64::MAX).min(self.chunk_size as u64);
             if self.throttle.poll_acquire(cx, next).is_pending() {
                 return Poll::Pending;
             }
@@ -148,14 +165,16 @@ impl Transfer {
                 Poll::Ready(Some(Ok(chunk))) if chunk.is_empty() => {}
                 Poll::Ready(Some(Ok(mut chunk))) => {
                     self.paid = false;
-                    if chunk.len() as u64 >= self.remaining {
-                        chunk.truncate(usize::try_from(self.remaining).unwrap_or(usize::MAX));
-                        self.remaining = 0;
-                        // Close the handle now, not when hyper drops the body.
-                        self.source = None;
-                        self.guard.finish(TransferOutcome::Completed);
-                    } else {
-                        self.remaining -= chunk.len() as u64;
+                    match self.remaining {
+                        Some(remaining) if chunk.len() as u64 >= remaining => {
+                            chunk.truncate(usize::try_from(remaining).unwrap_or(usize::MAX));
+                            self.remaining = Some(0);
+                            // Close the handle now, not when hyper drops the body.
+                            self.source = None;
+                            self.guard.finish(TransferOutcome::Completed);
+                        }
+                        Some(remaining) => self.remaining = Some(remaining - chunk.len() as u64),
+                        None => {}
                     }
                     self.guard.sent(chunk.len());
                     self.since_yield += chunk.len();
@@ -167,12 +186,17 @@ impl Transfer {
                     tracing::warn!(%error, remaining = self.remaining, "delivery source failed mid-transfer");
                     return Poll::Ready(Some(Err(error)));
                 }
+                Poll::Ready(None) if self.remaining.is_none() => {
+                    self.source = None;
+                    self.guard.finish(TransferOutcome::Completed);
+                    return Poll::Ready(None);
+                }
                 Poll::Ready(None) => {
                     self.source = None;
                     self.guard.finish(TransferOutcome::Failed);
                     let error = io::Error::new(
                         io::ErrorKind::UnexpectedEof,
-                        format!("source ended {} bytes early", self.remaining),
+                        format!("source ended {} bytes early", self.remaining.unwrap_or(0)),
                     );
                     tracing::warn!(%error, "delivery source ended early");
                     return Poll::Ready(Some(Err(error)));
@@ -209,6 +233,17 @@ mod tests {
         assert_eq!(&collected[..], b"abcdef");
         let snapshot = metrics.snapshot();
         assert_eq!((snapshot.sent_bytes, snapshot.completed, snapshot.aborted), (6, 1, 0));
+    }
+
+    #[tokio::test]
+    async fn an_unsized_body_completes_when_its_source_ends() {
+        let metrics = Metrics::new();
+        let source = chunks(vec![Ok(Bytes::from_static(b"abc")), Ok(Bytes::from_static(b"de"))]);
+        let body = DeliveryBody::until_end(source, 3, Throttle::default(), metrics.transfer(Instant::now()));
+        assert_eq!(body.size_hint().exact(), None);
+        assert_eq!(&body.collect().await.unwrap().to_bytes()[..], b"abcde");
+        let snapshot = metrics.snapshot();
+        assert_eq!((snapshot.sent_bytes, snapshot.completed, snapshot.failed), (5, 1, 0));
     }
 
     #[tokio::test]

@@ -133,6 +133,74 @@ impl Drop for Client {
     }
 }
 
+/// Sends `method path` on a fresh connection with `headers` and a body
+/// streamed from `body` (with `Content-Length: len` when given, chunked
+/// otherwise), and reads the whole response. The body is pulled as the
+/// connection takes it, so a paced stream paces the upload.
+///
+/// # Errors
+///
+/// A failed connection, an invalid header, or a failed exchange (the server
+/// may answer before the body is sent and close the connection: that
+/// response is returned when hyper saw it).
+pub async fn upload<S>(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: S,
+    len: Option<u64>,
+) -> Result<Fetched, Error>
+where
+    S: futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+{
+    use futures_util::TryStreamExt as _;
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| Error::client(format!("connecting to {addr}"), e))?;
+    let _ = stream.set_nodelay(true);
+    let (mut sender, connection) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| Error::client("HTTP handshake", e))?;
+    let driver = tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "upload connection ended with an error");
+        }
+    });
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::HOST, addr.to_string());
+    if let Some(len) = len {
+        builder = builder.header(http::header::CONTENT_LENGTH, len);
+    }
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let body = http_body_util::StreamBody::new(body.map_ok(hyper::body::Frame::data));
+    let request = builder.body(body).map_err(|e| Error::client("building a request", e))?;
+    let exchanged = async {
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| Error::client("sending an upload", e))?;
+        let (parts, body) = response.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| Error::client("reading an upload's response", e))?
+            .to_bytes();
+        Ok(Fetched {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+    .await;
+    driver.abort();
+    exchanged
+}
+
 /// What one download saw.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Download {

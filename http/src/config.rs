@@ -62,6 +62,100 @@ pub struct DeliveryConfig {
     /// On shutdown, how long in-flight responses may run before their
     /// connections are dropped.
     pub shutdown_grace: Duration,
+    /// Write access (`PUT`/`POST` under `/files/` and `/objects/`); `None`,
+    /// the default, answers every upload with `405`.
+    pub uploads: Option<UploadConfig>,
+    /// Whole-file (and whole-object) responses compressed with zstd or
+    /// gzip when the client's `Accept-Encoding` asks for one; ranges are
+    /// always of the identity bytes. On by default.
+    pub compression: bool,
+    /// Rows from PostgreSQL under `/rows/` (`<table>.ndjson`, `<table>.csv`);
+    /// `None` answers 404 there.
+    pub rows: Option<crate::rows::RowsConfig>,
+    /// The runtime-lag probe's period (`weir_delivery_runtime_lag_seconds`
+    /// in `/metrics`); `None` runs no probe.
+    pub lag_probe_every: Option<Duration>,
+}
+
+/// How uploads are taken: who may write, and how much at once.
+///
+/// Write access needs a bearer token: a request without
+/// `Authorization: Bearer <token>` is answered `401` before its body is read.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct UploadConfig {
+    /// The token a writer must present (visible ASCII, at least 16 bytes).
+    pub token: String,
+    /// Largest body accepted, bytes: a larger `Content-Length` is answered
+    /// `413` before the body is read; a chunked body that passes it is
+    /// aborted with `413`.
+    pub max_bytes: u64,
+    /// Uploads running at once; one more is answered `503` with
+    /// `Retry-After` before its body is read.
+    pub max_concurrent: usize,
+    /// The `Retry-After` of a `503`.
+    pub retry_after: Duration,
+    /// A body that sends nothing for this long is aborted (`408`): a client
+    /// that stops sending cannot hold an upload slot forever.
+    pub idle_timeout: Duration,
+}
+
+impl std::fmt::Debug for UploadConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadConfig")
+            .field("token", &"<redacted>")
+            .field("max_bytes", &self.max_bytes)
+            .field("max_concurrent", &self.max_concurrent)
+            .field("retry_after", &self.retry_after)
+            .field("idle_timeout", &self.idle_timeout)
+            .finish()
+    }
+}
+
+/// The shortest upload token accepted.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+impl UploadConfig {
+    /// Uploads for holders of `token`: at most 1 GiB each, 64 at once,
+    /// `Retry-After: 1`, 30 s idle timeout.
+    pub fn new(token: impl Into<String>) -> Self {
+        Self {
+            token: token.into(),
+            max_bytes: 1 << 30,
+            max_concurrent: 64,
+            retry_after: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Sets the largest body accepted.
+    #[must_use]
+    pub fn with_max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// Sets how many uploads may run at once.
+    #[must_use]
+    pub fn with_max_concurrent(mut self, uploads: usize) -> Self {
+        self.max_concurrent = uploads;
+        self
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        if self.token.len() < MIN_TOKEN_LEN || !self.token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Error::Config(format!(
+                "upload token must be at least {MIN_TOKEN_LEN} visible ASCII characters"
+            )));
+        }
+        if self.max_concurrent == 0 {
+            return Err(Error::Config("max concurrent uploads must be at least 1".to_owned()));
+        }
+        if self.idle_timeout.is_zero() {
+            return Err(Error::Config("upload idle timeout must not be zero".to_owned()));
+        }
+        Ok(())
+    }
 }
 
 impl DeliveryConfig {
@@ -82,7 +176,18 @@ impl DeliveryConfig {
             header_read_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             shutdown_grace: Duration::from_secs(5),
+            uploads: None,
+            compression: true,
+            rows: None,
+            lag_probe_every: Some(Duration::from_millis(10)),
         }
+    }
+
+    /// Turns write access on with `uploads`.
+    #[must_use]
+    pub fn with_uploads(mut self, uploads: UploadConfig) -> Self {
+        self.uploads = Some(uploads);
+        self
     }
 
     /// Serves `store` under `/objects/`.
@@ -160,6 +265,15 @@ impl DeliveryConfig {
         if self.header_read_timeout.is_zero() {
             return Err(Error::Config("header read timeout must not be zero".to_owned()));
         }
+        if self.lag_probe_every.is_some_and(|every| every.is_zero()) {
+            return Err(Error::Config("lag probe period must not be zero".to_owned()));
+        }
+        if let Some(uploads) = &self.uploads {
+            uploads.validate()?;
+        }
+        if let Some(rows) = &self.rows {
+            rows.validate()?;
+        }
         Ok(())
     }
 }
@@ -179,5 +293,10 @@ mod tests {
         let mut buffer = config;
         buffer.connection_buffer = 100;
         assert!(buffer.validate().unwrap_err().to_string().contains("connection buffer"));
+        let short = DeliveryConfig::new("/tmp").with_uploads(UploadConfig::new("short"));
+        assert!(short.validate().unwrap_err().to_string().contains("upload token"));
+        let uploads = UploadConfig::new("a-token-of-twenty-chars");
+        assert!(!format!("{uploads:?}").contains("twenty"), "the token is not logged");
+        assert!(DeliveryConfig::new("/tmp").with_uploads(uploads).validate().is_ok());
     }
 }

@@ -48,6 +48,12 @@ struct Inner {
     global: Option<Arc<RateLimit>>,
     pool: Arc<BufferPool>,
     metrics: Metrics,
+    /// Write access; `None` answers uploads `405`.
+    uploads: Option<crate::upload::Uploads>,
+    /// Whether whole responses may be encoded (`Accept-Encoding`).
+    compression: bool,
+    /// Rows from PostgreSQL; `None` answers 404 under `/rows/`.
+    rows: Option<crate::rows::Rows>,
 }
 
 /// One client connection's share of the throttle; create one per
@@ -84,6 +90,9 @@ impl Delivery {
                 global: config.global_rate.map(|rate| Arc::new(RateLimit::new(rate))),
                 pool: Arc::new(pool),
                 metrics,
+                uploads: config.uploads.as_ref().map(crate::upload::Uploads::new),
+                compression: config.compression,
+                rows: config.rows.as_ref().map(crate::rows::Rows::new).transpose()?,
             }),
         })
     }
@@ -108,16 +117,27 @@ impl Delivery {
     /// # Cancel safety
     ///
     /// Dropping the future before it completes leaves nothing behind (the
-    /// file, if opened, is closed).
-    pub async fn handle<B>(&self, connection: &ConnectionLimits, request: Request<B>) -> Response<DeliveryBody> {
+    /// file, if opened, is closed; an upload whose body is being read is
+    /// aborted, its temporary file removed).
+    pub async fn handle<B>(&self, connection: &ConnectionLimits, request: Request<B>) -> Response<DeliveryBody>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+        B::Error: Into<weir::BoxError>,
+    {
         let requested = Instant::now();
-        let path = request.uri().path();
-        let response = if path == METRICS_PATH {
+        let path = request.uri().path().to_owned();
+        let path = path.as_str();
+        let writing = request.method() == Method::PUT || request.method() == Method::POST;
+        let response = if writing && (path.starts_with(FILES_PREFIX) || path.starts_with(OBJECTS_PREFIX)) {
+            self.upload(request, path).await
+        } else if path == METRICS_PATH {
             self.metrics_response(request.method())
         } else if let Some(rest) = path.strip_prefix(FILES_PREFIX) {
             self.file_response(connection, &request, rest, requested).await
         } else if let (Some(rest), Some(store)) = (path.strip_prefix(OBJECTS_PREFIX), &self.inner.objects) {
             self.object_response(connection, &request, store, rest, requested).await
+        } else if let (Some(rest), Some(rows)) = (path.strip_prefix(crate::rows::ROWS_PREFIX), &self.inner.rows) {
+            self.rows_response(connection, &request, rows, rest, requested).await
         } else {
             status(StatusCode::NOT_FOUND)
         };
@@ -125,9 +145,30 @@ impl Delivery {
         response
     }
 
+    async fn upload<B>(&self, request: Request<B>, path: &str) -> Response<DeliveryBody>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+        B::Error: Into<weir::BoxError>,
+    {
+        let inner = &self.inner;
+        let Some(uploads) = &inner.uploads else {
+            return method_not_allowed(false);
+        };
+        let destination = if let Some(rest) = path.strip_prefix(FILES_PREFIX) {
+            crate::upload::Destination::File(&inner.root, rest)
+        } else if let (Some(rest), Some(store)) = (path.strip_prefix(OBJECTS_PREFIX), &inner.objects) {
+            crate::upload::Destination::Object(store, rest)
+        } else {
+            return status(StatusCode::NOT_FOUND);
+        };
+        uploads
+            .take(request, destination, inner.chunk_size, &inner.metrics)
+            .await
+    }
+
     fn metrics_response(&self, method: &Method) -> Response<DeliveryBody> {
         if method != Method::GET && method != Method::HEAD {
-            return method_not_allowed();
+            return method_not_allowed(false);
         }
         let text = self.inner.metrics.render();
         let mut response = Response::new(if method == Method::HEAD {
@@ -151,7 +192,7 @@ impl Delivery {
         requested: Instant,
     ) -> Response<DeliveryBody> {
         if request.method() != Method::GET && request.method() != Method::HEAD {
-            return method_not_allowed();
+            return method_not_allowed(self.inner.uploads.is_some());
         }
         let relative = match relative_path(encoded) {
             Ok(relative) => relative,
@@ -188,7 +229,7 @@ impl Delivery {
         requested: Instant,
     ) -> Response<DeliveryBody> {
         if request.method() != Method::GET && request.method() != Method::HEAD {
-            return method_not_allowed();
+            return method_not_allowed(self.inner.uploads.is_some());
         }
         let key = match crate::objects::object_path(encoded) {
             Ok(key) => key,
@@ -198,6 +239,46 @@ impl Delivery {
             Ok(representation) => self.respond(connection, request, &representation, requested),
             Err(refusal) => refused(&refusal, encoded),
         }
+    }
+
+    async fn rows_response<B>(
+        &self,
+        connection: &ConnectionLimits,
+        request: &Request<B>,
+        rows: &crate::rows::Rows,
+        rest: &str,
+        requested: Instant,
+    ) -> Response<DeliveryBody> {
+        if request.method() != Method::GET {
+            let mut response = status(StatusCode::METHOD_NOT_ALLOWED);
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET"));
+            return response;
+        }
+        match rows.open(rest).await {
+            Ok((stream, content_type)) => {
+                let throttle = self.throttle(connection);
+                let chunk_size = throttle.chunk_size(self.inner.chunk_size);
+                let guard = self.inner.metrics.transfer(requested);
+                let mut response = Response::new(DeliveryBody::until_end(stream, chunk_size, throttle, guard));
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+                response
+            }
+            Err(refused) => refused,
+        }
+    }
+
+    fn throttle(&self, connection: &ConnectionLimits) -> Throttle {
+        let limits: Vec<Arc<RateLimit>> = connection
+            .limit
+            .iter()
+            .chain(self.inner.global.iter())
+            .cloned()
+            .collect();
+        Throttle::new(limits)
     }
 
     /// Answers `request` with `representation`: conditionals, ranges,
@@ -219,11 +300,25 @@ impl Delivery {
             inner.max_ranges,
             SystemTime::now(),
         );
+        // Only a whole representation is ever encoded; a `Range` request
+        // gets identity bytes (see `encoding`).
+        let coding = (inner.compression
+            && len > 0
+            && matches!(decision, Plan::Full)
+            && !request.headers().contains_key(header::RANGE))
+        .then(|| crate::encoding::negotiate(request.headers()))
+        .flatten();
         let mut response = Response::new(DeliveryBody::empty());
         let headers = response.headers_mut();
         headers.typed_insert(AcceptRanges::bytes());
+        if inner.compression {
+            headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        }
         if let Some(etag) = representation.etag() {
             headers.typed_insert(etag.clone());
+            if let Some(codec) = coding {
+                encoded_etag(headers, codec.as_str());
+            }
         }
         if let Some(modified) = representation.last_modified() {
             headers.typed_insert(LastModified::from(modified));
@@ -242,8 +337,13 @@ impl Delivery {
             }
             Plan::Full => {
                 headers.insert(header::CONTENT_TYPE, representation.content_type().clone());
-                headers.typed_insert(ContentLength(len));
-                (StatusCode::OK, Some(BodyPlan::Range(0..len)))
+                if let Some(codec) = coding {
+                    headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(codec.as_str()));
+                    (StatusCode::OK, Some(BodyPlan::Encoded(codec)))
+                } else {
+                    headers.typed_insert(ContentLength(len));
+                    (StatusCode::OK, Some(BodyPlan::Range(0..len)))
+                }
             }
             Plan::Single(range) => {
                 headers.insert(header::CONTENT_TYPE, representation.content_type().clone());
@@ -275,8 +375,7 @@ impl Delivery {
         requested: Instant,
     ) -> DeliveryBody {
         let inner = &self.inner;
-        let limits: Vec<Arc<RateLimit>> = connection.limit.iter().chain(inner.global.iter()).cloned().collect();
-        let throttle = Throttle::new(limits);
+        let throttle = self.throttle(connection);
         let chunk_size = throttle.chunk_size(inner.chunk_size);
         let guard = inner.metrics.transfer(requested);
         let (source, len) = match body_plan {
@@ -299,6 +398,16 @@ impl Delivery {
                 let len = multipart.len();
                 (multipart.into_stream(representation.opener(), chunk_size), len)
             }
+            BodyPlan::Encoded(codec) => {
+                let source = match representation.open(0..representation.len(), inner.chunk_size) {
+                    Ok(source) => crate::encoding::compressed(source, codec, inner.chunk_size),
+                    Err(error) => {
+                        tracing::warn!(%error, "opening a file to compress failed");
+                        Box::pin(futures_util::stream::iter([Err(error)])) as crate::source::ByteStream
+                    }
+                };
+                return DeliveryBody::until_end(source, chunk_size, throttle, guard);
+            }
         };
         DeliveryBody::transfer(source, len, chunk_size, throttle, guard)
     }
@@ -307,6 +416,20 @@ impl Delivery {
 enum BodyPlan {
     Range(std::ops::Range<u64>),
     Multipart(Multipart),
+    /// The whole representation, compressed.
+    Encoded(weir_transforms::Codec),
+}
+
+/// Gives the encoded representation a strong tag of its own: the identity
+/// tag with `-<coding>` appended inside the quotes.
+fn encoded_etag(headers: &mut http::HeaderMap, coding: &str) {
+    let Some(tag) = headers.get(header::ETAG).and_then(|v| v.to_str().ok()) else {
+        return;
+    };
+    let Some(open) = tag.strip_suffix('"') else { return };
+    if let Ok(value) = HeaderValue::from_str(&format!("{open}-{coding}\"")) {
+        headers.insert(header::ETAG, value);
+    }
 }
 
 fn status(code: StatusCode) -> Response<DeliveryBody> {
@@ -316,11 +439,12 @@ fn status(code: StatusCode) -> Response<DeliveryBody> {
     response
 }
 
-fn method_not_allowed() -> Response<DeliveryBody> {
+fn method_not_allowed(writable: bool) -> Response<DeliveryBody> {
     let mut response = status(StatusCode::METHOD_NOT_ALLOWED);
+    let allow = if writable { "GET, HEAD, PUT, POST" } else { "GET, HEAD" };
     response
         .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
     response
 }
 

@@ -1,6 +1,7 @@
 //! weir-http: streams files (and any ranged byte source) to HTTP clients
 //! with flat memory per connection, byte ranges, conditional requests,
-//! throttling, prompt cleanup on disconnect and Prometheus metrics. The lab's
+//! compression, throttling, prompt cleanup on disconnect and Prometheus
+//! metrics (runtime lag included), and takes uploads into any sink. The lab's
 //! delivery scenario (`scenarios/delivery`) measures it against tower-http's
 //! `ServeFile`.
 //!
@@ -28,7 +29,23 @@
 //!   `multipart/byteranges`).
 //! - [`Representation`] and [`RangeOpen`]: what is served and how a range of
 //!   it is read; files and objects ship, anything else plugs in.
-//! - [`Metrics`]: the Prometheus registry behind `/metrics`.
+//! - Compression: whole responses in zstd or gzip by `Accept-Encoding`,
+//!   compressed by weir-transforms inside a `weir::ingest` that a one-slot
+//!   channel ties to the response body, so a stalled client holds a
+//!   bounded amount; ranges are always of the identity bytes (RFC 9110
+//!   policy in the `encoding` module's docs). [`DeliveryConfig::compression`].
+//! - Uploads: `PUT`/`POST` under `/files/` (a `FileSink`, visible only on
+//!   commit) or `/objects/` (an `ObjectStoreSink`), through `weir::ingest`,
+//!   with SHA-256 checked against `Content-Digest`/`Repr-Digest` before the
+//!   commit, limits answered before the body (`413`, `503` with
+//!   `Retry-After`), and aborts that leave nothing behind. Off unless
+//!   [`DeliveryConfig::uploads`] is set; writers need its bearer token.
+//! - Rows: `GET /rows/<table>.ndjson` or `.csv` streams a configured
+//!   table of a PostgreSQL database by `COPY ... TO STDOUT`, pulled at the
+//!   client's pace; a hang-up cancels the query. [`DeliveryConfig::rows`].
+//! - [`Metrics`]: the Prometheus registry behind `/metrics`, with upload
+//!   outcomes and the [`RuntimeLag`] a probe task on the server's runtime
+//!   measures.
 //! - [`Server::bind_service`]: any hyper or tower service behind the same
 //!   accept loop, timeouts and stall guard (how the lab runs its baseline).
 //! - [`client`]: a small HTTP/1.1 client over hyper that counts bytes and
@@ -65,21 +82,26 @@ mod body;
 pub mod client;
 mod config;
 mod delivery;
+mod encoding;
 mod error;
 mod io;
+mod lag;
 mod metrics;
 mod multipart;
 mod objects;
 mod path;
 pub mod plan;
+mod rows;
 mod server;
 mod source;
 mod throttle;
+mod upload;
 
 pub use body::DeliveryBody;
-pub use config::DeliveryConfig;
+pub use config::{DeliveryConfig, MIN_TOKEN_LEN, UploadConfig};
 pub use delivery::{ConnectionLimits, Delivery, FILES_PREFIX, METRICS_PATH, OBJECTS_PREFIX};
 pub use error::Error;
-pub use metrics::{Metrics, MetricsSnapshot, TransferOutcome};
+pub use metrics::{Metrics, MetricsSnapshot, RuntimeLag, TransferOutcome, UploadOutcome};
+pub use rows::{ROWS_PREFIX, RowsConfig};
 pub use server::{Server, ServerHandle};
 pub use source::{ByteStream, FileReader, RangeOpen, Representation};

@@ -84,6 +84,33 @@ impl Root {
         regular(file)
     }
 
+    /// Opens the directory at `relative` beneath the root (the root itself
+    /// for an empty path) to create a file in, with the same containment
+    /// as [`open_file`](Self::open_file).
+    pub(crate) fn open_dir(&self, relative: &Path) -> Result<File, Refusal> {
+        if relative.as_os_str().is_empty() {
+            return self.dir.try_clone().map_err(Refusal::Io);
+        }
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match rustix::fs::openat2(&self.dir, relative, flags, Mode::empty(), resolve) {
+                Ok(fd) => return Ok(File::from(fd)),
+                Err(Errno::AGAIN) if attempts < 3 => {}
+                Err(Errno::NOSYS | Errno::PERM) if attempts == 1 => {
+                    let resolved = self.canonical.join(relative).canonicalize().map_err(refusal)?;
+                    if !resolved.starts_with(&self.canonical) {
+                        return Err(Refusal::Forbidden);
+                    }
+                    return File::open(&resolved).map_err(refusal);
+                }
+                Err(errno) => return Err(refusal(errno.into())),
+            }
+        }
+    }
+
     /// The fallback for kernels without `openat2` (before 5.6, or filtered):
     /// resolve, check the result is under the root, open without following a
     /// final symlink. A directory swapped for a symlink between the check and

@@ -106,10 +106,16 @@ impl Server {
             .map_err(|source| Error::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
         let counting = metrics.clone();
+        let probe = metrics.clone();
         let server = Self::start(listener, local_addr, settings, metrics, move || {
             let connection = delivery.connection();
             (service(delivery.clone(), connection), Some(counting.connection()))
         });
+        if let Some(every) = config.lag_probe_every {
+            server
+                .tracker
+                .spawn(crate::lag::probe(probe, every, server.token.clone()));
+        }
         tracing::info!(%local_addr, root = %config.root.display(), reader = reader.name(), "delivery server listening");
         Ok(server)
     }

@@ -4,9 +4,12 @@
 mod conditional;
 mod corpus;
 mod disconnect;
+mod encoding;
 mod metrics;
 mod objects;
 mod ranges;
+mod rows;
 mod support;
 mod throttle;
 mod traversal;
+mod uploads;

@@ -52,3 +52,30 @@ async fn metrics_count_what_was_sent() {
     assert_eq!(post.header("allow"), "GET, HEAD");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_lag_is_exposed_while_serving() {
+    let fixture = crate::support::Fixture::new();
+    let server = crate::support::start(
+        weir_http::DeliveryConfig::new(fixture.path()),
+        weir_http::FileReader::Pull,
+    )
+    .await;
+    let metrics = server.metrics().clone();
+    assert!(crate::support::eventually(|| metrics.runtime_lag().samples >= 5).await);
+    let mut client = weir_http::client::Client::connect(server.local_addr()).await.unwrap();
+    let text = client.get("/metrics", &[]).await.unwrap().body;
+    let text = String::from_utf8_lossy(&text);
+    for quantile in ["0.5", "0.99", "1"] {
+        let line = format!("weir_delivery_runtime_lag_seconds{{quantile=\"{quantile}\"}} ");
+        let value: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .unwrap_or_else(|| panic!("{line} missing from:\n{text}"))
+            .trim()
+            .parse()
+            .unwrap();
+        assert!((0.0..1.0).contains(&value), "{line}{value}");
+    }
+    server.shutdown().await;
+}

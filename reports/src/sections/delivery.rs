@@ -2,7 +2,9 @@
 //! against tower-http's `ServeFile` and nginx: server RSS and CPU per GiB
 //! with many slow clients (and RSS over time), the cost per connection with
 //! 100 and 1,000 of them (table and chart), fast-client throughput, and the
-//! disconnect storm's descriptors and memory, and the gates' verdicts. Read
+//! disconnect storm's descriptors and memory; weir's uploads, compressed
+//! delivery and identity against compressed, with the server's runtime lag
+//! in every phase; and the gates' verdicts. Read
 //! as the typed figures `weir-delivery`'s scenario writes
 //! (`weir_harness::figures::delivery`).
 
@@ -11,7 +13,10 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 use weir_harness::ScenarioResult;
-use weir_harness::figures::delivery::{DeliveryFast, DeliverySlow, DeliveryStorm};
+use weir_harness::figures::delivery::{
+    DeliveryCompressed, DeliveryEncoding, DeliveryFast, DeliveryRows, DeliverySlow, DeliveryStorm, DeliveryUpload,
+    ServerLag,
+};
 
 use super::newest_per_variant;
 
@@ -23,7 +28,7 @@ use crate::model::{Chart, LineChart, Series, Table, downsample_max};
 
 pub(crate) const SECTION: Section = Section {
     scenario: "delivery",
-    title: "Delivery: weir vs nginx and tower-http ServeFile (slow clients, throughput, disconnect storm)",
+    title: "Delivery: weir vs nginx and tower-http ServeFile (slow clients, throughput, disconnect storm), uploads and compression",
     render,
 };
 
@@ -290,9 +295,154 @@ pub(crate) fn slow_rss_chart(newest: &BTreeMap<&str, &ScenarioResult>, note: &st
     }
 }
 
+fn rss_cell(baseline: u64, peak: u64, growth: u64) -> String {
+    format!("{} -> {} ({})", bytes(baseline), bytes(peak), bytes(growth))
+}
+
+fn lag_cell(lag: &ServerLag) -> String {
+    format!("{:.1} / {:.1} / {:.1}", lag.p50_ms, lag.p99_ms, lag.max_ms)
+}
+
+/// weir's uploads, compressed delivery and rows: one row each, when they ran.
+pub(crate) fn weir_only_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table {
+    let mut table = Table::new([
+        "phase",
+        "load",
+        "outcome",
+        "server RSS baseline -> peak (growth)",
+        "server CPU s",
+        "runtime lag p50 / p99 / max, ms",
+    ]);
+    for (variant, r) in newest {
+        if let Some(f) = variant.starts_with("upload-").then(|| r.figures::<DeliveryUpload>()).flatten() {
+            table.row([
+                format!("uploads ({})", label(variant.trim_start_matches("upload-"))),
+                format!(
+                    "{} x {} at {}/s, then {} cut off mid-body",
+                    f.uploads,
+                    bytes(f.upload_bytes),
+                    bytes(f.rate_bps),
+                    f.cutoffs
+                ),
+                format!(
+                    "{} of {} committed (digest checked); cut-offs: {} aborts counted, {} files, {} temp files, \
+                     {} descriptors left",
+                    f.committed,
+                    f.uploads,
+                    f.cutoff_aborts_counted,
+                    f.cutoff_leftover_files,
+                    f.cutoff_temp_files,
+                    f.cutoff_fds_over_baseline
+                ),
+                rss_cell(f.server_baseline_rss_bytes, f.server_peak_rss_bytes, f.rss_growth_bytes),
+                format!("{:.2}", f.server_cpu_s),
+                lag_cell(&f.server_lag),
+            ]);
+        }
+        if let Some(f) = variant.starts_with("compressed-").then(|| r.figures::<DeliveryCompressed>()).flatten() {
+            table.row([
+                format!("{} delivery ({})", f.coding, label(variant.trim_start_matches("compressed-"))),
+                format!(
+                    "{} file ({:.1}x smaller encoded) read at {}/s, {} runtime workers",
+                    bytes(f.file_bytes),
+                    f.compression_ratio,
+                    bytes(f.client_rate_bps),
+                    f.server_threads
+                ),
+                if f.body_matches {
+                    "decoded body equals the file".to_owned()
+                } else {
+                    "decoded body DIFFERS from the file".to_owned()
+                },
+                rss_cell(f.server_baseline_rss_bytes, f.server_peak_rss_bytes, f.rss_growth_bytes),
+                format!("{:.2}", f.server_cpu_s),
+                lag_cell(&f.server_lag),
+            ]);
+        }
+        if let Some(f) = variant.starts_with("rows-").then(|| r.figures::<DeliveryRows>()).flatten() {
+            table.row([
+                format!("PostgreSQL rows ({})", label(variant.trim_start_matches("rows-"))),
+                format!(
+                    "{} rows as NDJSON ({}) read at {}/s",
+                    f.rows,
+                    bytes(f.body_bytes),
+                    bytes(f.client_rate_bps)
+                ),
+                format!(
+                    "{} of {} rows received; query gone {:.0} ms after a hang-up",
+                    f.rows_received, f.rows, f.query_end_after_hangup_ms
+                ),
+                rss_cell(f.server_baseline_rss_bytes, f.server_peak_rss_bytes, f.rss_growth_bytes),
+                format!("{:.2}", f.server_cpu_s),
+                lag_cell(&f.server_lag),
+            ]);
+        }
+    }
+    table
+}
+
+/// Identity against compressed delivery, as fast as the client reads.
+pub(crate) fn encoding_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table {
+    let mut table = Table::new([
+        "representation",
+        "throughput (file bytes, median)",
+        "vs identity (paired)",
+        "server CPU s per file GiB",
+        "wire bytes per file byte",
+        "runtime lag p50 / p99 / max, ms",
+    ]);
+    for (variant, r) in newest {
+        let Some(f) = variant.starts_with("encoding-").then(|| r.figures::<DeliveryEncoding>()).flatten() else {
+            continue;
+        };
+        table.row([
+            "identity".to_owned(),
+            rate(f.identity_throughput_bps),
+            "1.00x".to_owned(),
+            format!("{:.3}", f.identity_cpu_s_per_gib),
+            "1.00".to_owned(),
+            lag_cell(&f.identity_lag),
+        ]);
+        table.row([
+            f.coding.clone(),
+            rate(f.encoded_throughput_bps),
+            or_dash(f.paired_encoded_vs_identity.as_ref().map(|p| format!("{:.2}x (spread {:.2})", p.median, p.spread))),
+            format!("{:.3}", f.encoded_cpu_s_per_gib),
+            format!("{:.2}", f.wire_bytes_per_file_byte),
+            lag_cell(&f.encoded_lag),
+        ]);
+    }
+    table
+}
+
+/// Each weir server's runtime lag per phase.
+pub(crate) fn lag_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table {
+    let mut table = Table::new(["server", "phase", "runtime lag p50 / p99 / max, ms"]);
+    for (variant, r) in newest {
+        let Some((phase, server)) = variant.split_once('-') else {
+            continue;
+        };
+        let lag = match phase {
+            "slow" | "crowd" => r.figures::<DeliverySlow>().and_then(|f| f.server_lag),
+            "fast" => r.figures::<DeliveryFast>().and_then(|f| f.server_lag),
+            "storm" => r.figures::<DeliveryStorm>().and_then(|f| f.server_lag),
+            "upload" => r.figures::<DeliveryUpload>().map(|f| f.server_lag),
+            "compressed" => r.figures::<DeliveryCompressed>().map(|f| f.server_lag),
+            "rows" => r.figures::<DeliveryRows>().map(|f| f.server_lag),
+            _ => None,
+        };
+        if let Some(lag) = lag {
+            table.row([label(server).to_owned(), phase.to_owned(), lag_cell(&lag)]);
+        }
+    }
+    table
+}
+
 fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<String, Error> {
     let newest = newest_per_variant(results);
-    if servers(&newest).is_empty() {
+    let weir_only = weir_only_table(&newest);
+    let encoding = encoding_table(&newest);
+    if servers(&newest).is_empty() && weir_only.rows.is_empty() && encoding.rows.is_empty() {
         return Ok("No results; run `weir-lab run delivery`.\n".to_owned());
     }
     let note = figures.note.clone();
@@ -314,7 +464,30 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
             p("server_isolation").and_then(Value::as_str).unwrap_or("-"),
         );
     }
-    let _ = writeln!(md, "{}", markdown::table(&comparison_table(&newest)));
+    if !servers(&newest).is_empty() {
+        let _ = writeln!(md, "{}", markdown::table(&comparison_table(&newest)));
+    }
+    if !weir_only.rows.is_empty() {
+        let _ = writeln!(
+            md,
+            "Uploads, compressed delivery and rows (weir only: the baselines take no uploads and do not compress; RSS and \
+             CPU are the server process's, lag its own probe's, a 10 ms timer whose ticks Tokio rounds to whole \
+             milliseconds):\n\n{}",
+            markdown::table(&weir_only)
+        );
+    }
+    if !encoding.rows.is_empty() {
+        let _ = writeln!(
+            md,
+            "Identity against compressed delivery of the same file, one fresh server each, downloads as fast as \
+             the client reads (and decodes), paired interleaved rounds:\n\n{}",
+            markdown::table(&encoding)
+        );
+    }
+    let lags = lag_table(&newest);
+    if !lags.rows.is_empty() {
+        let _ = writeln!(md, "Server runtime lag per phase:\n\n{}", markdown::table(&lags));
+    }
     let _ = writeln!(md, "{}", figures.gates.verdicts("delivery", results));
     let failed: Vec<String> = newest
         .values()
@@ -531,5 +704,92 @@ mod tests {
         assert!(dir.path().join("figures/delivery-slow-rss.png").is_file());
         let empty = render(&[], &mut figures).unwrap();
         assert!(empty.contains("run `weir-lab run delivery`"), "{empty}");
+    }
+
+    #[test]
+    fn uploads_compression_and_lag_get_tables_of_their_own() {
+        let lag = ServerLag {
+            p50_ms: 1.1,
+            p99_ms: 2.5,
+            max_ms: 9.0,
+        };
+        let results = vec![
+            run(
+                "upload",
+                "weir-pull",
+                &DeliveryUpload {
+                    uploads: 100,
+                    upload_bytes: 4 << 20,
+                    rate_bps: 1 << 20,
+                    committed: 100,
+                    all_committed: true,
+                    server_baseline_rss_bytes: 10 << 20,
+                    server_peak_rss_bytes: 22 << 20,
+                    rss_growth_bytes: 12 << 20,
+                    server_cpu_s: 1.2,
+                    cutoffs: 200,
+                    cutoff_aborts_counted: 200,
+                    server_lag: lag,
+                    ..DeliveryUpload::default()
+                },
+            ),
+            run(
+                "compressed",
+                "weir-pull",
+                &DeliveryCompressed {
+                    coding: "zstd".into(),
+                    server_threads: 2,
+                    file_bytes: 32 << 20,
+                    compression_ratio: 3.0,
+                    client_rate_bps: 1 << 20,
+                    body_matches: true,
+                    server_baseline_rss_bytes: 9 << 20,
+                    server_peak_rss_bytes: 14 << 20,
+                    rss_growth_bytes: 5 << 20,
+                    server_cpu_s: 0.3,
+                    server_lag: lag,
+                    ..DeliveryCompressed::default()
+                },
+            ),
+            run(
+                "encoding",
+                "weir-pull",
+                &DeliveryEncoding {
+                    coding: "zstd".into(),
+                    identity_throughput_bps: 1e9,
+                    encoded_throughput_bps: 1e8,
+                    paired_encoded_vs_identity: PairedRatio::from_pairs([(1e8, 1e9), (1.1e8, 1e9)]),
+                    identity_cpu_s_per_gib: 0.5,
+                    encoded_cpu_s_per_gib: 8.0,
+                    wire_bytes_per_file_byte: 0.33,
+                    identity_lag: lag,
+                    encoded_lag: lag,
+                    ..DeliveryEncoding::default()
+                },
+            ),
+        ];
+        let newest = newest_per_variant(&results);
+        let md = markdown::table(&weir_only_table(&newest))
+            + &markdown::table(&encoding_table(&newest))
+            + &markdown::table(&lag_table(&newest));
+        expect_test::expect![[r#"
+            | phase | load | outcome | server RSS baseline -> peak (growth) | server CPU s | runtime lag p50 / p99 / max, ms |
+            |---|---|---|---|---|---|
+            | zstd delivery (weir (pull)) | 32.00 MiB file (3.0x smaller encoded) read at 1.00 MiB/s, 2 runtime workers | decoded body equals the file | 9.00 MiB -> 14.00 MiB (5.00 MiB) | 0.30 | 1.1 / 2.5 / 9.0 |
+            | uploads (weir (pull)) | 100 x 4.00 MiB at 1.00 MiB/s, then 200 cut off mid-body | 100 of 100 committed (digest checked); cut-offs: 200 aborts counted, 0 files, 0 temp files, 0 descriptors left | 10.00 MiB -> 22.00 MiB (12.00 MiB) | 1.20 | 1.1 / 2.5 / 9.0 |
+            | representation | throughput (file bytes, median) | vs identity (paired) | server CPU s per file GiB | wire bytes per file byte | runtime lag p50 / p99 / max, ms |
+            |---|---|---|---|---|---|
+            | identity | 1000 MB/s | 1.00x | 0.500 | 1.00 | 1.1 / 2.5 / 9.0 |
+            | zstd | 100 MB/s | 0.11x (spread 0.05) | 8.000 | 0.33 | 1.1 / 2.5 / 9.0 |
+            | server | phase | runtime lag p50 / p99 / max, ms |
+            |---|---|---|
+            | weir (pull) | compressed | 1.1 / 2.5 / 9.0 |
+            | weir (pull) | upload | 1.1 / 2.5 / 9.0 |
+        "#]].assert_eq(&md);
+        let dir = tempfile::tempdir().unwrap();
+        let mut figures = Figures::for_test(dir.path());
+        let rendered = render(&results, &mut figures).unwrap();
+        assert!(rendered.contains("Identity against compressed"), "{rendered}");
+        assert!(!rendered.contains("No results"), "{rendered}");
     }
 }

@@ -4,6 +4,10 @@
 //! disconnect storm (descriptors and memory back to the baseline), for each
 //! server kind: weir's, tower-http's `ServeFile` and nginx.
 //!
+//! The upload, compressed and encoding phases run against weir's server
+//! only (the baselines neither take uploads nor compress), and every weir
+//! server's runtime lag (its own probe, in `/metrics`) is recorded per phase.
+//!
 //! Every phase of every server runs against a fresh server (a process of its
 //! own under [`Launch::Command`]), so a peak RSS is that phase's alone.
 //!
@@ -16,23 +20,26 @@
 #![warn(missing_docs)]
 
 pub mod baseline;
+mod compressed;
 mod error;
 pub mod nginx;
 mod process;
+mod rows;
 pub mod serve;
+mod upload;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
-use weir_harness::figures::delivery::{DeliveryFast, DeliverySlow, DeliveryStorm};
+use weir_harness::figures::delivery::{DeliveryFast, DeliverySlow, DeliveryStorm, ServerLag};
 use weir_harness::{PairedRatio, ScenarioResult};
 
 pub use process::Launch;
 use process::{ProcRssSampler, ProcStats, RunningServer};
 
 pub use error::Error;
-use weir_http::client::{Client, download};
+pub(crate) use weir_http::client::{Client, download};
 
 use crate::serve::{ServeOptions, ServerKind};
 
@@ -52,11 +59,30 @@ pub enum Phase {
     Fast,
     /// Many clients hanging up mid-transfer: cleanup.
     Storm,
+    /// Many clients uploading at a fixed rate, then uploads cut off
+    /// mid-body (weir servers only).
+    Upload,
+    /// A compressed download read at a fixed rate (weir servers only).
+    Compressed,
+    /// Identity against compressed delivery, fast (weir servers only).
+    Encoding,
+    /// Rows from PostgreSQL to a slow client, then a hang-up (weir servers
+    /// only; needs `just pg-up`).
+    Rows,
 }
 
 impl Phase {
     /// Every phase.
-    pub const ALL: [Self; 4] = [Self::Slow, Self::Crowd, Self::Fast, Self::Storm];
+    pub const ALL: [Self; 8] = [
+        Self::Slow,
+        Self::Crowd,
+        Self::Fast,
+        Self::Storm,
+        Self::Upload,
+        Self::Compressed,
+        Self::Encoding,
+        Self::Rows,
+    ];
 
     /// The name in results and on command lines.
     pub fn name(self) -> &'static str {
@@ -65,6 +91,10 @@ impl Phase {
             Self::Crowd => "crowd",
             Self::Fast => "fast",
             Self::Storm => "storm",
+            Self::Upload => "upload",
+            Self::Compressed => "compressed",
+            Self::Encoding => "encoding",
+            Self::Rows => "rows",
         }
     }
 }
@@ -73,10 +103,9 @@ impl std::str::FromStr for Phase {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|p| p.name() == text)
-            .ok_or_else(|| format!("unknown phase {text:?} (expected slow, crowd, fast or storm)"))
+        Self::ALL.into_iter().find(|p| p.name() == text).ok_or_else(|| {
+            format!("unknown phase {text:?} (expected slow, crowd, fast, storm, upload, compressed, encoding or rows)")
+        })
     }
 }
 
@@ -127,6 +156,24 @@ pub struct DeliveryParams {
     pub sample_every: Duration,
     /// Server runtime worker threads.
     pub server_threads: usize,
+    /// Concurrent uploads of the upload phase.
+    pub upload_clients: usize,
+    /// Bytes per upload.
+    pub upload_bytes: u64,
+    /// Each uploader's rate, bytes per second.
+    pub upload_rate: u64,
+    /// Uploads cut off mid-body after them.
+    pub cutoffs: usize,
+    /// Size of the compressible file of the compressed and encoding phases.
+    pub compressed_file_size: u64,
+    /// The compressed phase's reading rate (of encoded bytes), bytes per second.
+    pub compressed_rate: u64,
+    /// Rounds of the encoding phase.
+    pub encoding_rounds: usize,
+    /// Rows of the rows phase's table.
+    pub rows: u64,
+    /// The rows phase's reading rate, bytes per second.
+    pub rows_rate: u64,
 }
 
 impl Default for DeliveryParams {
@@ -153,6 +200,15 @@ impl Default for DeliveryParams {
             connection_buffer: defaults.connection_buffer,
             sample_every: Duration::from_millis(50),
             server_threads: 2,
+            upload_clients: 100,
+            upload_bytes: 4 << 20,
+            upload_rate: 1 << 20,
+            cutoffs: 200,
+            compressed_file_size: 32 << 20,
+            compressed_rate: 1 << 20,
+            encoding_rounds: 5,
+            rows: 300_000,
+            rows_rate: 1 << 20,
         }
     }
 }
@@ -160,7 +216,8 @@ impl Default for DeliveryParams {
 impl DeliveryParams {
     /// The full profile: 100 slow clients at 1 MiB/s on a 1 GiB file for
     /// 30 s, 1,000 for 20 s, 9 fast rounds (the storm is the quick
-    /// profile's: 300 clients, twice).
+    /// profile's: 300 clients, twice); 100 uploads of 16 MiB at 1 MiB/s; a
+    /// 256 MiB compressible file; 3,000,000 rows.
     pub fn full() -> Self {
         Self {
             file_size: 1 << 30,
@@ -168,6 +225,9 @@ impl DeliveryParams {
             slow_duration: Duration::from_secs(30),
             crowd_duration: Duration::from_secs(20),
             fast_rounds: 9,
+            upload_bytes: 16 << 20,
+            compressed_file_size: 256 << 20,
+            rows: 3_000_000,
             ..Self::default()
         }
     }
@@ -183,9 +243,17 @@ impl DeliveryParams {
             self.storm_clients,
             self.storm_rounds,
             self.fast_rounds,
+            self.upload_clients,
+            self.encoding_rounds,
         ]
         .contains(&0)
             || self.slow_rate == 0
+            || self.upload_rate == 0
+            || self.compressed_rate == 0
+            || self.upload_bytes == 0
+            || self.rows == 0
+            || self.rows_rate == 0
+            || self.compressed_file_size == 0
         {
             return bad("clients, rounds and rates must be at least 1");
         }
@@ -251,6 +319,17 @@ pub async fn run(params: &DeliveryParams, out: &Path) -> Result<Vec<ScenarioResu
         .map_err(|e| Error::scenario("writing the test file", e))?
         .map_err(|e| Error::scenario(format!("writing {}", file.display()), e))?;
 
+    let weir = params.servers.iter().copied().find(|k| k.reader().is_some());
+    let text_digest = if params
+        .phases
+        .iter()
+        .any(|p| matches!(p, Phase::Compressed | Phase::Encoding))
+        && weir.is_some()
+    {
+        Some(compressed::prepare(&dir, params.compressed_file_size, params.seed).await?)
+    } else {
+        None
+    };
     let mut results = Vec::new();
     for phase in &params.phases {
         match phase {
@@ -263,6 +342,28 @@ pub async fn run(params: &DeliveryParams, out: &Path) -> Result<Vec<ScenarioResu
             Phase::Storm => {
                 for &kind in &params.servers {
                     results.push(storm(params, &dir, kind).await?);
+                }
+            }
+            // The baselines neither take uploads nor compress: the first
+            // weir server of the run only.
+            Phase::Upload => {
+                if let Some(kind) = weir {
+                    results.push(upload::run(params, &dir, kind).await?);
+                }
+            }
+            Phase::Compressed => {
+                if let (Some(kind), Some(digest)) = (weir, &text_digest) {
+                    results.push(compressed::slow(params, &dir, kind, digest).await?);
+                }
+            }
+            Phase::Encoding => {
+                if let (Some(kind), Some(digest)) = (weir, &text_digest) {
+                    results.push(compressed::compare(params, &dir, kind, digest).await?);
+                }
+            }
+            Phase::Rows => {
+                if let Some(kind) = weir {
+                    results.push(rows::run(params, &dir, kind).await?);
                 }
             }
         }
@@ -292,7 +393,7 @@ pub fn run_blocking(params: &DeliveryParams, out: &Path) -> Result<Vec<ScenarioR
         .block_on(run(params, out))
 }
 
-fn options(params: &DeliveryParams, dir: &Path, kind: ServerKind) -> ServeOptions {
+pub(crate) fn options(params: &DeliveryParams, dir: &Path, kind: ServerKind) -> ServeOptions {
     let mut options = ServeOptions::new(dir);
     options.server = kind;
     options.file = Some(PathBuf::from(FILE_NAME));
@@ -308,7 +409,7 @@ fn start(params: &DeliveryParams, dir: &Path, kind: ServerKind, clients: usize) 
     RunningServer::start(&params.launch, &options(params, dir, kind), clients)
 }
 
-fn result(params: &DeliveryParams, phase: Phase, kind: ServerKind) -> ScenarioResult {
+pub(crate) fn result(params: &DeliveryParams, phase: Phase, kind: ServerKind) -> ScenarioResult {
     let mut result = ScenarioResult::new(SCENARIO, format!("{}-{}", phase.name(), kind.name()));
     result.params = params.params_map();
     result.params.insert("server".into(), json!(kind.name()));
@@ -316,8 +417,8 @@ fn result(params: &DeliveryParams, phase: Phase, kind: ServerKind) -> ScenarioRe
     result
 }
 
-const GIB: f64 = (1u64 << 30) as f64;
-const MIB: f64 = (1u64 << 20) as f64;
+pub(crate) const GIB: f64 = (1u64 << 30) as f64;
+pub(crate) const MIB: f64 = (1u64 << 20) as f64;
 
 /// Slow clients (`phase` slow or crowd): RSS over time, peak, CPU, and the
 /// time a fresh request waits for its first byte while they stream.
@@ -380,6 +481,7 @@ async fn slow(params: &DeliveryParams, dir: &Path, kind: ServerKind, phase: Phas
     let faults = stats.minor_faults() - faults_before;
     let hwm = stats.peak_rss();
     let rss = sampler.stop();
+    let lag = server_lag(&server, kind).await;
     server.stop();
 
     let mut result = result(params, phase, kind).with_transfer(delivered, elapsed);
@@ -410,6 +512,7 @@ async fn slow(params: &DeliveryParams, dir: &Path, kind: ServerKind, phase: Phas
         client_failures: failures.len() as u64,
         fresh_request_max_ms: fresh_ms.iter().copied().fold(0.0, f64::max),
         fresh_request_ms: fresh_ms,
+        server_lag: lag,
         ..DeliverySlow::default()
     });
     if let Some(first) = failures.first() {
@@ -444,7 +547,7 @@ async fn fresh_requests(
 }
 
 /// How the measured server ran: nginx is a process whatever the launch.
-fn isolation(params: &DeliveryParams, kind: ServerKind) -> &'static str {
+pub(crate) fn isolation(params: &DeliveryParams, kind: ServerKind) -> &'static str {
     if kind == ServerKind::Nginx {
         "process"
     } else {
@@ -505,6 +608,7 @@ async fn fast(params: &DeliveryParams, dir: &Path) -> Result<Vec<ScenarioResult>
     let mut results = Vec::new();
     for (i, server) in servers.into_iter().enumerate() {
         let kind = server.kind;
+        let lag = server_lag(&server, kind).await;
         server.stop();
         let vs_serve_file = paired(i, serve_file);
         let vs_nginx = paired(i, nginx);
@@ -526,6 +630,7 @@ async fn fast(params: &DeliveryParams, dir: &Path) -> Result<Vec<ScenarioResult>
             throughput_vs_nginx: vs_nginx.as_ref().map(|p| p.median),
             throughput_vs_nginx_spread: vs_nginx.as_ref().map(|p| p.spread),
             paired_vs_nginx: vs_nginx,
+            server_lag: lag,
         });
         results.push(result);
     }
@@ -577,11 +682,17 @@ async fn storm(params: &DeliveryParams, dir: &Path, kind: ServerKind) -> Result<
     }
     let storm_elapsed = started.elapsed();
     let rss = sampler.stop();
-    let transfers = if kind.reader().is_some() {
-        scrape_transfers(server.addr).await.ok()
+    let scraped = if kind.reader().is_some() {
+        Scraped::from(server.addr).await.ok()
     } else {
         None
     };
+    let transfers = scraped.as_ref().map(|s| {
+        (
+            s.value("weir_delivery_transfers_total{outcome=\"aborted\"}") as u64,
+            s.value("weir_delivery_active_transfers") as i64,
+        )
+    });
     server.stop();
 
     let mut result =
@@ -609,6 +720,7 @@ async fn storm(params: &DeliveryParams, dir: &Path, kind: ServerKind) -> Result<
         clients_hung_up: hung_up as u64,
         server_aborted_transfers: transfers.map(|(aborted, _)| aborted),
         server_active_transfers_after: transfers.map(|(_, active)| active),
+        server_lag: scraped.as_ref().map(Scraped::lag),
     });
     if let Some(first) = failures.first() {
         result.outcome = format!(
@@ -622,7 +734,7 @@ async fn storm(params: &DeliveryParams, dir: &Path, kind: ServerKind) -> Result<
 
 /// Waits (at most 10 s) until the descriptor count stops changing, or drops
 /// to `target`; returns the last count.
-async fn settle_fds(stats: ProcStats, target: Option<usize>) -> usize {
+pub(crate) async fn settle_fds(stats: ProcStats, target: Option<usize>) -> usize {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut last = stats.open_fds();
     let mut stable = 0;
@@ -641,21 +753,51 @@ async fn settle_fds(stats: ProcStats, target: Option<usize>) -> usize {
     last
 }
 
-/// `(aborted, active)` transfers from the server's `/metrics`.
-async fn scrape_transfers(addr: std::net::SocketAddr) -> Result<(u64, i64), Error> {
-    let mut client = Client::connect(addr).await?;
-    let text = client.get(weir_http::METRICS_PATH, &[]).await?.body;
-    let text = String::from_utf8_lossy(&text);
-    let value = |prefix: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(prefix))
+/// A weir server's `/metrics`, scraped once.
+pub(crate) struct Scraped {
+    text: String,
+}
+
+impl Scraped {
+    /// Scrapes the server at `addr`.
+    pub(crate) async fn from(addr: std::net::SocketAddr) -> Result<Self, Error> {
+        let mut client = Client::connect(addr).await?;
+        let body = client.get(weir_http::METRICS_PATH, &[]).await?.body;
+        Ok(Self {
+            text: String::from_utf8_lossy(&body).into_owned(),
+        })
+    }
+
+    /// The sample named `series` (name and labels, as exposed); 0 when absent.
+    pub(crate) fn value(&self, series: &str) -> f64 {
+        self.text
+            .lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
             .and_then(|v| v.trim().parse::<f64>().ok())
             .unwrap_or(0.0)
-    };
-    Ok((
-        value("weir_delivery_transfers_total{outcome=\"aborted\"} ") as u64,
-        value("weir_delivery_active_transfers ") as i64,
-    ))
+    }
+
+    /// Uploads that ended with `outcome`.
+    pub(crate) fn uploads(&self, outcome: &str) -> u64 {
+        self.value(&format!("weir_delivery_uploads_total{{outcome=\"{outcome}\"}}")) as u64
+    }
+
+    /// The runtime lag the server's probe measured since it started.
+    pub(crate) fn lag(&self) -> ServerLag {
+        let ms = |q: &str| self.value(&format!("weir_delivery_runtime_lag_seconds{{quantile=\"{q}\"}}")) * 1e3;
+        ServerLag {
+            p50_ms: ms("0.5"),
+            p99_ms: ms("0.99"),
+            max_ms: ms("1"),
+        }
+    }
+}
+
+/// A weir server's runtime lag over its life (`None` for the baselines, or
+/// when the scrape fails).
+async fn server_lag(server: &RunningServer, kind: ServerKind) -> Option<ServerLag> {
+    kind.reader()?;
+    Scraped::from(server.addr).await.ok().map(|s| s.lag())
 }
 
 /// The ratios the gates are stated in: each weir server's CPU per GiB

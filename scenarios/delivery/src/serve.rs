@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::num::NonZeroU64;
 use std::path::PathBuf;
 
-use weir_http::{DeliveryConfig, FileReader, Server};
+use weir_http::{DeliveryConfig, FileReader, Server, UploadConfig};
 
 use crate::error::Error;
 
@@ -91,6 +91,16 @@ pub struct ServeOptions {
     /// Shut down gracefully when standard input reaches end of file (how a
     /// parent process stops its server).
     pub exit_on_stdin_eof: bool,
+    /// Turns uploads on for holders of this bearer token (weir servers).
+    /// A lab option: on a command line it is visible to every local user.
+    pub upload_token: Option<String>,
+    /// Uploads at once (with `upload_token`).
+    pub max_uploads: usize,
+    /// Serves rows of `rows_tables` from this PostgreSQL database under
+    /// `/rows/` (weir servers). A lab option: visible on the command line.
+    pub rows_url: Option<String>,
+    /// The tables served under `/rows/`.
+    pub rows_tables: Vec<String>,
 }
 
 impl ServeOptions {
@@ -108,6 +118,10 @@ impl ServeOptions {
             global_rate: None,
             threads: 2,
             exit_on_stdin_eof: false,
+            upload_token: None,
+            max_uploads: 64,
+            rows_url: None,
+            rows_tables: Vec::new(),
         }
     }
 
@@ -118,6 +132,12 @@ impl ServeOptions {
             .with_per_connection_rate(self.rate)
             .with_global_rate(self.global_rate);
         config.connection_buffer = self.connection_buffer;
+        if let Some(token) = &self.upload_token {
+            config = config.with_uploads(UploadConfig::new(token.clone()).with_max_concurrent(self.max_uploads));
+        }
+        if let Some(url) = &self.rows_url {
+            config.rows = Some(weir_http::RowsConfig::new(url.clone(), self.rows_tables.clone()));
+        }
         config
     }
 
@@ -146,6 +166,20 @@ impl ServeOptions {
         }
         if let Some(rate) = self.global_rate {
             args.extend(["--global-rate".into(), rate.to_string().into()]);
+        }
+        if let Some(token) = &self.upload_token {
+            args.extend([
+                "--upload-token".into(),
+                token.into(),
+                "--max-uploads".into(),
+                self.max_uploads.to_string().into(),
+            ]);
+        }
+        if let Some(url) = &self.rows_url {
+            args.extend(["--rows-url".into(), url.into()]);
+            for table in &self.rows_tables {
+                args.extend(["--rows-table".into(), table.into()]);
+            }
         }
         if self.exit_on_stdin_eof {
             args.push("--exit-on-stdin-eof".into());

@@ -55,4 +55,4 @@ pub use paired::{PairedRatio, Round, a_first, median, quantile};
 pub use result::{Machine, ScenarioResult, git_revision, load_results, unix_now};
 pub use rss::{RssSampler, RssSeries, current_rss};
 pub use runtime::runtime;
-pub use synthetic::{SyntheticSource, synthetic_bytes, write_test_file};
+pub use synthetic::{SyntheticSource, synthetic_bytes, write_test_file, write_text_file};

@@ -85,9 +85,58 @@ pub fn write_test_file(path: &Path, len: u64, seed: u64) -> io::Result<()> {
     file.into_inner().map_err(io::IntoInnerError::into_error)?.sync_all()
 }
 
+/// Writes `len` bytes of compressible text to `path`: CSV lines of a
+/// seeded event log (`sequence,user-NNNNN,event,value`), which zstd at its
+/// default level shrinks about fourfold; skips the work when a file of that
+/// length is there.
+///
+/// # Errors
+///
+/// Any I/O error creating or writing the file.
+pub fn write_text_file(path: &Path, len: u64, seed: u64) -> io::Result<()> {
+    use std::fmt::Write as _;
+    const EVENTS: [&str; 8] = ["view", "click", "search", "cart", "buy", "login", "logout", "share"];
+    if std::fs::metadata(path).is_ok_and(|m| m.len() == len) {
+        return Ok(());
+    }
+    let mut file = io::BufWriter::new(std::fs::File::create(path)?);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let mut written = 0u64;
+    let mut line = String::new();
+    for sequence in 0u64.. {
+        if written >= len {
+            break;
+        }
+        let r = rng.next_u64();
+        line.clear();
+        let event = EVENTS[usize::try_from((r >> 20) % 8).unwrap_or(0)];
+        let _ = writeln!(
+            line,
+            "{sequence:010},user-{:05},{event},{}",
+            r % 50_000,
+            (r >> 32) % 1_000_000
+        );
+        let take = usize::try_from((len - written).min(line.len() as u64)).unwrap_or(line.len());
+        file.write_all(&line.as_bytes()[..take])?;
+        written += take as u64;
+    }
+    file.into_inner().map_err(io::IntoInnerError::into_error)?.sync_all()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_files_have_the_length_asked_and_are_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        write_text_file(&path, 100_000, 3).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.len(), 100_000);
+        assert!(text.starts_with("0000000000,user-"));
+        assert!(text.lines().take(100).all(|l| l.split(',').count() == 4));
+    }
 
     #[test]
     fn same_seed_same_bytes_and_chunking_does_not_matter() {

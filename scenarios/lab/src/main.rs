@@ -68,7 +68,7 @@ pub enum ScenarioName {
     Chaos,
     /// Controlled vs unbounded flow into slow, file and null sinks; the flat-memory proof; throughput ratios.
     Flow,
-    /// HTTP delivery: slow clients' server RSS and CPU (100 and 1,000), fast throughput vs nginx and tower-http ServeFile, disconnect storm.
+    /// HTTP delivery: slow clients' server RSS and CPU (100 and 1,000), fast throughput vs nginx and tower-http ServeFile, disconnect storm; uploads, compressed delivery, identity vs zstd, PostgreSQL rows (needs `just pg-up`).
     Delivery,
     /// Checksum transforms vs plain hasher loops; a CPU-heavy stage inline vs offloaded (spawn_blocking, rayon): lag and throughput.
     Offload,

@@ -42,6 +42,18 @@ pub struct ServeArgs {
     /// Shut down when standard input closes (how the scenario stops it).
     #[arg(long)]
     pub exit_on_stdin_eof: bool,
+    /// Accept uploads (PUT/POST) from holders of this bearer token (at least 16 characters; visible in the process list).
+    #[arg(long)]
+    pub upload_token: Option<String>,
+    /// Uploads at once, with --upload-token.
+    #[arg(long, default_value_t = 64)]
+    pub max_uploads: usize,
+    /// Serve rows of --rows-table tables of this PostgreSQL database under /rows/ (a postgres:// URL).
+    #[arg(long)]
+    pub rows_url: Option<String>,
+    /// A table (or schema.table) served under /rows/, with --rows-url; repeatable.
+    #[arg(long)]
+    pub rows_table: Vec<String>,
 }
 
 /// Runs the server `args` describe until it is stopped.
@@ -56,6 +68,10 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     options.global_rate = args.global_rate.and_then(NonZeroU64::new);
     options.threads = args.threads;
     options.exit_on_stdin_eof = args.exit_on_stdin_eof;
+    options.upload_token.clone_from(&args.upload_token);
+    options.max_uploads = args.max_uploads;
+    options.rows_url.clone_from(&args.rows_url);
+    options.rows_tables.clone_from(&args.rows_table);
     weir_delivery::serve::serve(&options)?;
     Ok(())
 }

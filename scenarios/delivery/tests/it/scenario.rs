@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use weir_delivery::{DeliveryParams, run};
-use weir_harness::figures::delivery::{DeliveryFast, DeliverySlow, DeliveryStorm};
+use weir_harness::figures::delivery::{
+    DeliveryCompressed, DeliveryEncoding, DeliveryFast, DeliveryRows, DeliverySlow, DeliveryStorm, DeliveryUpload,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tiny_run_writes_every_result() {
@@ -18,10 +20,21 @@ async fn a_tiny_run_writes_every_result() {
     params.fast_rounds = 1;
     params.storm_clients = 20;
     params.storm_hangup_after = 256 << 10;
+    params.upload_clients = 8;
+    params.upload_bytes = 256 << 10;
+    params.upload_rate = 1 << 20;
+    params.cutoffs = 20;
+    params.compressed_file_size = 2 << 20;
+    params.compressed_rate = 4 << 20;
+    params.encoding_rounds = 2;
+    params.rows = 20_000;
+    params.rows_rate = 8 << 20;
     let results = run(&params, out.path()).await.unwrap();
-    // 4 phases x 4 servers (nginx included: `just nginx-install`).
-    assert_eq!(results.len(), 16);
-    assert_eq!(weir_harness::load_results(out.path()).unwrap().len(), 16);
+    // 4 phases x 4 servers (nginx included: `just nginx-install`), and
+    // weir-pull's upload, compressed, encoding and rows phases (PostgreSQL:
+    // `just pg-up`; without it the run fails, naming it).
+    assert_eq!(results.len(), 20);
+    assert_eq!(weir_harness::load_results(out.path()).unwrap().len(), 20);
     for result in &results {
         assert!(result.is_ok(), "{}: {}", result.variant, result.outcome);
         weir_harness::figures::conforms(result).unwrap();
@@ -41,6 +54,12 @@ async fn a_tiny_run_writes_every_result() {
             slow.variant
         );
         let baseline = slow.variant.ends_with("tower-serve-file");
+        assert_eq!(
+            f.server_lag.is_some(),
+            slow.variant.contains("weir"),
+            "{}: {f:?}",
+            slow.variant
+        );
         assert_eq!(
             f.cpu_per_gib_vs_serve_file.is_some(),
             !baseline,
@@ -70,4 +89,32 @@ async fn a_tiny_run_writes_every_result() {
         f.throughput_vs_serve_file
     );
     assert_eq!(fast.bytes, 4 << 20);
+    let upload = results.iter().find(|r| r.variant == "upload-weir-pull").unwrap();
+    let f = upload.figures::<DeliveryUpload>().unwrap();
+    assert!(f.all_committed && f.committed == 8, "{f:?}");
+    assert_eq!(f.cutoff_aborts_counted, 20, "{f:?}");
+    assert_eq!(
+        (f.cutoff_leftover_files, f.cutoff_temp_files, f.cutoff_fds_over_baseline),
+        (0, 0, 0),
+        "{f:?}"
+    );
+    assert!(f.server_lag.max_ms > 0.0, "{f:?}");
+    let compressed = results.iter().find(|r| r.variant == "compressed-weir-pull").unwrap();
+    let f = compressed.figures::<DeliveryCompressed>().unwrap();
+    assert!(f.body_matches && f.compression_ratio > 2.0, "{f:?}");
+    assert_eq!(f.file_bytes, 2 << 20);
+    let encoding = results.iter().find(|r| r.variant == "encoding-weir-pull").unwrap();
+    let f = encoding.figures::<DeliveryEncoding>().unwrap();
+    assert!(
+        f.encoded_vs_identity.is_some() && f.identity_throughput_bps > 0.0,
+        "{f:?}"
+    );
+    assert!(
+        f.wire_bytes_per_file_byte > 0.0 && f.wire_bytes_per_file_byte < 0.5,
+        "{f:?}"
+    );
+    let rows = results.iter().find(|r| r.variant == "rows-weir-pull").unwrap();
+    let f = rows.figures::<DeliveryRows>().unwrap();
+    assert!(f.all_rows && f.rows_received == 20_000, "{f:?}");
+    assert!(f.query_end_after_hangup_ms < 60_000.0, "{f:?}");
 }

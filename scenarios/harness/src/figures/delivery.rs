@@ -1,7 +1,8 @@
 //! The delivery scenario's figures: slow clients and a crowd of them
 //! (memory, CPU, fresh-request latency), fast clients in paired rounds, and
 //! the disconnect storm, per server; weir's against tower-http's `ServeFile`
-//! and nginx's.
+//! and nginx's; and weir's alone: uploads, compressed delivery, identity
+//! against compressed, with the server's runtime lag in each.
 
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +63,8 @@ pub struct DeliverySlow {
     /// Crowd only: (crowd peak - slow peak) / (crowd clients - slow
     /// clients), bytes per connection, when both phases ran.
     pub rss_slope_bytes_per_client: Option<f64>,
+    /// The server's runtime lag over the phase (weir servers only).
+    pub server_lag: Option<ServerLag>,
 }
 
 /// Fast clients against one server (variants `fast-<server>`).
@@ -94,6 +97,8 @@ pub struct DeliveryFast {
     pub throughput_vs_nginx_spread: Option<f64>,
     /// Every round against nginx.
     pub paired_vs_nginx: Option<PairedRatio>,
+    /// The server's runtime lag over the phase (weir servers only).
+    pub server_lag: Option<ServerLag>,
 }
 
 /// The disconnect storm against one server (variants `storm-<server>`).
@@ -133,4 +138,169 @@ pub struct DeliveryStorm {
     pub server_aborted_transfers: Option<u64>,
     /// Its transfers still active afterwards.
     pub server_active_transfers_after: Option<i64>,
+    /// The server's runtime lag over the phase (weir servers only).
+    pub server_lag: Option<ServerLag>,
+}
+
+/// The server's runtime lag over a phase, from its `/metrics` (the lag
+/// probe's samples since the server process started: every phase runs a
+/// fresh server).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerLag {
+    /// Median, milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile, milliseconds.
+    pub p99_ms: f64,
+    /// The latest timer, milliseconds.
+    pub max_ms: f64,
+}
+
+/// Concurrent paced uploads, then uploads cut off at random points, against
+/// one weir server (variant `upload-weir-pull`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeliveryUpload {
+    /// `in-process` or `process`.
+    pub server_isolation: String,
+    /// Concurrent uploads.
+    pub uploads: u64,
+    /// Bytes per upload.
+    pub upload_bytes: u64,
+    /// Each client's sending rate, bytes per second.
+    pub rate_bps: u64,
+    /// Uploads the server committed (`201`, its SHA-256 equal to the
+    /// client's `Content-Digest`, the file of the right size).
+    pub committed: u64,
+    /// Every upload committed: the gated figure.
+    pub all_committed: bool,
+    /// The server's RSS when the uploads started, bytes.
+    pub server_baseline_rss_bytes: u64,
+    /// The server's peak RSS during them, bytes: the gated ceiling.
+    pub server_peak_rss_bytes: u64,
+    /// The same in MiB.
+    pub server_peak_rss_mib: f64,
+    /// Peak minus baseline, bytes.
+    pub rss_growth_bytes: u64,
+    /// The server's CPU over the uploads, seconds.
+    pub server_cpu_s: f64,
+    /// Wall time of the concurrent uploads, seconds.
+    pub elapsed_s: f64,
+    /// Uploads cut off mid-body (the client hangs up at a random point).
+    pub cutoffs: u64,
+    /// Of those, the aborts the server counted (`client_gone`).
+    pub cutoff_aborts_counted: u64,
+    /// Files left in the upload directory afterwards (should be 0).
+    pub cutoff_leftover_files: u64,
+    /// Temporary files left there (should be 0).
+    pub cutoff_temp_files: u64,
+    /// Server descriptors open afterwards above the count before (should be 0).
+    pub cutoff_fds_over_baseline: u64,
+    /// The server's runtime lag over the phase.
+    pub server_lag: ServerLag,
+}
+
+/// A compressed download of a compressible file by a client reading at a
+/// fixed rate (variant `compressed-weir-pull`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeliveryCompressed {
+    /// `in-process` or `process`.
+    pub server_isolation: String,
+    /// `zstd` or `gzip`.
+    pub coding: String,
+    /// The server runtime's worker threads (a multi-thread runtime).
+    pub server_threads: u64,
+    /// The file's size, bytes.
+    pub file_bytes: u64,
+    /// The encoded body's size, bytes.
+    pub encoded_bytes: u64,
+    /// file / encoded.
+    pub compression_ratio: f64,
+    /// The client's reading rate (of encoded bytes), bytes per second.
+    pub client_rate_bps: u64,
+    /// The decompressed body's SHA-256 equals the file's: the gated figure.
+    pub body_matches: bool,
+    /// The server's RSS when the download started, bytes.
+    pub server_baseline_rss_bytes: u64,
+    /// Its peak during the download, bytes.
+    pub server_peak_rss_bytes: u64,
+    /// Peak minus baseline, bytes: the gated ceiling.
+    pub rss_growth_bytes: u64,
+    /// The server's CPU, seconds.
+    pub server_cpu_s: f64,
+    /// Wall time of the download, seconds.
+    pub elapsed_s: f64,
+    /// The server's runtime lag over the phase (gated: p99).
+    pub server_lag: ServerLag,
+}
+
+/// Identity against compressed delivery of the same compressible file, as
+/// fast as the client reads, in paired interleaved rounds on two fresh
+/// servers (one per representation, so that each one's lag is its own)
+/// (variant `encoding-weir-pull`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeliveryEncoding {
+    /// `in-process` or `process`.
+    pub server_isolation: String,
+    /// The coding compared with identity.
+    pub coding: String,
+    /// The file's size, bytes.
+    pub file_bytes: u64,
+    /// Rounds (one download of each representation per round).
+    pub rounds: u64,
+    /// Median identity rate, file bytes per second.
+    pub identity_throughput_bps: f64,
+    /// Median compressed rate, file bytes per second (the client
+    /// decompresses as it reads).
+    pub encoded_throughput_bps: f64,
+    /// Compressed over identity, paired per round.
+    pub paired_encoded_vs_identity: Option<PairedRatio>,
+    /// Its median.
+    pub encoded_vs_identity: Option<f64>,
+    /// Server CPU seconds per file GiB, identity.
+    pub identity_cpu_s_per_gib: f64,
+    /// The same, compressed.
+    pub encoded_cpu_s_per_gib: f64,
+    /// Bytes on the wire per file byte, compressed.
+    pub wire_bytes_per_file_byte: f64,
+    /// The identity server's runtime lag.
+    pub identity_lag: ServerLag,
+    /// The compressing server's runtime lag.
+    pub encoded_lag: ServerLag,
+}
+
+/// Rows of a PostgreSQL table streamed as NDJSON to a client reading at a
+/// fixed rate, then a hang-up mid-stream (variant `rows-weir-pull`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeliveryRows {
+    /// `in-process` or `process`.
+    pub server_isolation: String,
+    /// Rows in the table.
+    pub rows: u64,
+    /// Rows the client received (NDJSON lines).
+    pub rows_received: u64,
+    /// Every row arrived: the gated figure.
+    pub all_rows: bool,
+    /// Bytes received.
+    pub body_bytes: u64,
+    /// The client's reading rate, bytes per second.
+    pub client_rate_bps: u64,
+    /// The server's RSS when the stream started, bytes.
+    pub server_baseline_rss_bytes: u64,
+    /// Its peak during it, bytes.
+    pub server_peak_rss_bytes: u64,
+    /// Peak minus baseline, bytes: the gated ceiling.
+    pub rss_growth_bytes: u64,
+    /// The server's CPU, seconds.
+    pub server_cpu_s: f64,
+    /// Wall time of the stream, seconds.
+    pub elapsed_s: f64,
+    /// From the client's hang-up to the query's end in `pg_stat_activity`,
+    /// milliseconds (gated); 60,000 when it did not end within a minute.
+    pub query_end_after_hangup_ms: f64,
+    /// The server's runtime lag over the phase.
+    pub server_lag: ServerLag,
 }

@@ -89,6 +89,10 @@ pub fn schemas(scenario: &str, variant: Option<&str>) -> Option<Vec<Value>> {
             add(starts("slow-") || starts("crowd-"), schema_of::<delivery::DeliverySlow>);
             add(starts("fast-"), schema_of::<delivery::DeliveryFast>);
             add(starts("storm-"), schema_of::<delivery::DeliveryStorm>);
+            add(starts("upload-"), schema_of::<delivery::DeliveryUpload>);
+            add(starts("compressed-"), schema_of::<delivery::DeliveryCompressed>);
+            add(starts("encoding-"), schema_of::<delivery::DeliveryEncoding>);
+            add(starts("rows-"), schema_of::<delivery::DeliveryRows>);
         }
         "flow" => {
             add(!matches!(v, Some("throughput" | "summary")), schema_of::<flow::FlowRun>);
