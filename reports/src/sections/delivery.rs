@@ -467,27 +467,6 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
     if !servers(&newest).is_empty() {
         let _ = writeln!(md, "{}", markdown::table(&comparison_table(&newest)));
     }
-    if !weir_only.rows.is_empty() {
-        let _ = writeln!(
-            md,
-            "Uploads, compressed delivery and rows (weir only: the baselines take no uploads and do not compress; RSS and \
-             CPU are the server process's, lag its own probe's, a 10 ms timer whose ticks Tokio rounds to whole \
-             milliseconds):\n\n{}",
-            markdown::table(&weir_only)
-        );
-    }
-    if !encoding.rows.is_empty() {
-        let _ = writeln!(
-            md,
-            "Identity against compressed delivery of the same file, one fresh server each, downloads as fast as \
-             the client reads (and decodes), paired interleaved rounds:\n\n{}",
-            markdown::table(&encoding)
-        );
-    }
-    let lags = lag_table(&newest);
-    if !lags.rows.is_empty() {
-        let _ = writeln!(md, "Server runtime lag per phase:\n\n{}", markdown::table(&lags));
-    }
     let _ = writeln!(md, "{}", figures.gates.verdicts("delivery", results));
     let failed: Vec<String> = newest
         .values()
@@ -499,6 +478,57 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
     }
     let mut md = figures.part("delivery/comparison", newest.values().copied(), md);
     let phase = |prefix: &'static str| newest.iter().filter(move |(v, _)| v.starts_with(prefix)).map(|(_, r)| *r);
+    // weir's own phases, each a part of its own: uploads (the cut-offs are
+    // disconnects), compressed delivery with the identity comparison, rows
+    // from PostgreSQL, and the runtime lag of every phase.
+    let only = |prefix: &str| -> BTreeMap<&str, &ScenarioResult> {
+        newest
+            .iter()
+            .filter(|(v, _)| v.starts_with(prefix))
+            .map(|(v, r)| (*v, *r))
+            .collect()
+    };
+    const WEIR_ONLY: &str = "weir only (the baselines take no uploads and do not compress); RSS and CPU are the \
+                             server process's, lag its own probe's, a 10 ms timer whose ticks Tokio rounds to whole \
+                             milliseconds";
+    let uploads = weir_only_table(&only("upload-"));
+    if !uploads.rows.is_empty() {
+        let part = format!("Uploads, {WEIR_ONLY}:\n\n{}\n", markdown::table(&uploads));
+        md.push_str(&figures.part("delivery/uploads", phase("upload-"), part));
+    }
+    let compressed = weir_only_table(&only("compressed-"));
+    if !compressed.rows.is_empty() || !encoding.rows.is_empty() {
+        let mut part = String::new();
+        if !compressed.rows.is_empty() {
+            let _ = writeln!(
+                part,
+                "Compressed delivery to a slow client, {WEIR_ONLY}:\n\n{}",
+                markdown::table(&compressed)
+            );
+        }
+        if !encoding.rows.is_empty() {
+            let _ = writeln!(
+                part,
+                "Identity against compressed delivery of the same file, one fresh server each, downloads as fast \
+                 as the client reads (and decodes), paired interleaved rounds:\n\n{}",
+                markdown::table(&encoding)
+            );
+        }
+        md.push_str(&figures.part("delivery/compressed", phase("compressed-").chain(phase("encoding-")), part));
+    }
+    let rows = weir_only_table(&only("rows-"));
+    if !rows.rows.is_empty() {
+        let part = format!("Rows from PostgreSQL, {WEIR_ONLY}:\n\n{}\n", markdown::table(&rows));
+        md.push_str(&figures.part("delivery/rows", phase("rows-"), part));
+    }
+    let lags = lag_table(&newest);
+    if !lags.rows.is_empty() {
+        let part = format!(
+            "Server runtime lag per phase (p50 / p99 / max of a 10 ms probe's lateness on the server's runtime):\n\n{}\n",
+            markdown::table(&lags)
+        );
+        md.push_str(&figures.part("delivery/lag", newest.values().copied(), part));
+    }
     let storm = storm_table(&newest);
     if !storm.rows.is_empty() {
         let part = format!(
