@@ -128,6 +128,12 @@ pub const WRITEUPS: &[WriteUp] = &[
         parts: &[shown("delivery/compressed", DELIVERY)],
     },
     WriteUp {
+        file: "delivery-ranges.md",
+        milestone: "Phase 2, Milestone 4",
+        title: "Range requests: every range checked, requests per second against nginx and tower-http",
+        parts: &[shown("delivery/ranges", DELIVERY)],
+    },
+    WriteUp {
         file: "delivery-disconnects.md",
         milestone: "Phase 2, Milestone 5",
         title: "Delivery under client disconnects: descriptors and memory after a storm, uploads cut off",

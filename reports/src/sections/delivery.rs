@@ -15,8 +15,7 @@ use serde_json::Value;
 use weir_harness::ScenarioResult;
 use weir_harness::figures::delivery::{
     DeliveryCompressed, DeliveryEncoding, DeliveryFast, DeliveryRows, DeliverySlow, DeliveryStorm, DeliveryUpload,
-    ServerLag,
-};
+    ServerLag, DeliveryRanges};
 
 use super::newest_per_variant;
 
@@ -415,6 +414,40 @@ pub(crate) fn encoding_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table 
     table
 }
 
+/// Range requests: one row per server.
+pub(crate) fn ranges_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table {
+    let mut table = Table::new([
+        "server",
+        "ranges (clients, longest)",
+        "answered right",
+        "requests/s (median of rounds)",
+        "vs nginx (paired median, spread)",
+        "latency p50 / p99, ms",
+        "server CPU s",
+        "outcome",
+    ]);
+    for (variant, r) in newest {
+        let Some(f) = variant.starts_with("ranges-").then(|| r.figures::<DeliveryRanges>()).flatten() else {
+            continue;
+        };
+        table.row([
+            label(variant.trim_start_matches("ranges-")).to_owned(),
+            format!("{} ({}, {})", f.requests, f.clients, bytes(f.max_range_bytes)),
+            format!("{} of {}", f.ok, f.requests),
+            format!("{:.0}", f.requests_per_s),
+            or_dash(
+                f.paired_vs_nginx
+                    .as_ref()
+                    .map(|p| format!("{:.2}x ({:.2})", p.median, p.spread)),
+            ),
+            format!("{:.2} / {:.2}", f.latency_p50_ms, f.latency_p99_ms),
+            format!("{:.2}", f.server_cpu_s),
+            r.outcome.clone(),
+        ]);
+    }
+    table
+}
+
 /// Each weir server's runtime lag per phase.
 pub(crate) fn lag_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table {
     let mut table = Table::new(["server", "phase", "runtime lag p50 / p99 / max, ms"]);
@@ -429,6 +462,7 @@ pub(crate) fn lag_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table {
             "upload" => r.figures::<DeliveryUpload>().map(|f| f.server_lag),
             "compressed" => r.figures::<DeliveryCompressed>().map(|f| f.server_lag),
             "rows" => r.figures::<DeliveryRows>().map(|f| f.server_lag),
+            "ranges" => r.figures::<DeliveryRanges>().and_then(|f| f.server_lag),
             _ => None,
         };
         if let Some(lag) = lag {
@@ -442,7 +476,9 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
     let newest = newest_per_variant(results);
     let weir_only = weir_only_table(&newest);
     let encoding = encoding_table(&newest);
-    if servers(&newest).is_empty() && weir_only.rows.is_empty() && encoding.rows.is_empty() {
+    let ranges = ranges_table(&newest);
+    if servers(&newest).is_empty() && weir_only.rows.is_empty() && encoding.rows.is_empty() && ranges.rows.is_empty()
+    {
         return Ok("No results; run `weir-lab run delivery`.\n".to_owned());
     }
     let note = figures.note.clone();
@@ -520,6 +556,14 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
     if !rows.rows.is_empty() {
         let part = format!("Rows from PostgreSQL, {WEIR_ONLY}:\n\n{}\n", markdown::table(&rows));
         md.push_str(&figures.part("delivery/rows", phase("rows-"), part));
+    }
+    if !ranges.rows.is_empty() {
+        let part = format!(
+            "Range requests, seeded random single ranges (one in ten a suffix range), every body checked against \
+             the file; the servers' rounds interleaved:\n\n{}\n",
+            markdown::table(&ranges)
+        );
+        md.push_str(&figures.part("delivery/ranges", phase("ranges-"), part));
     }
     let lags = lag_table(&newest);
     if !lags.rows.is_empty() {
@@ -734,6 +778,39 @@ mod tests {
         assert!(dir.path().join("figures/delivery-slow-rss.png").is_file());
         let empty = render(&[], &mut figures).unwrap();
         assert!(empty.contains("run `weir-lab run delivery`"), "{empty}");
+    }
+
+    #[test]
+    fn ranges_get_a_table_and_a_part_of_their_own() {
+        let results = vec![
+            run(
+                "ranges",
+                "weir-pull",
+                &DeliveryRanges {
+                    requests: 1000,
+                    clients: 4,
+                    max_range_bytes: 256 << 10,
+                    ok: 999,
+                    mismatches: 1,
+                    requests_per_s: 5320.4,
+                    latency_p50_ms: 0.49,
+                    latency_p99_ms: 7.8,
+                    server_cpu_s: 0.09,
+                    paired_vs_nginx: weir_harness::PairedRatio::from_pairs([(0.96, 1.0), (0.98, 1.0)]),
+                    ..DeliveryRanges::default()
+                },
+            ),
+            run("ranges", "nginx", &DeliveryRanges::default()),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let mut figures = Figures::for_test(dir.path());
+        let md = render(&results, &mut figures).unwrap();
+        assert!(
+            md.contains("| weir (pull) | 1000 (4, 256.0 KiB) | 999 of 1000 | 5320 | 0.97x (0.01) | 0.49 / 7.80 | 0.09 | ok |"),
+            "{md}"
+        );
+        assert!(md.contains("| nginx (sendfile) | 0 (0, 0 B) | 0 of 0 | 0 | - |"), "{md}");
+        assert!(figures.parts.contains_key("delivery/ranges"));
     }
 
     #[test]
