@@ -110,7 +110,7 @@ pub const WRITEUPS: &[WriteUp] = &[
         file: "delivery-basic.md",
         milestone: "Phase 2, Milestone 1",
         title: "Basic delivery: fast-client throughput against nginx and tower-http",
-        parts: &[shown("delivery/comparison", DELIVERY)],
+        parts: &[shown("delivery/comparison", DELIVERY), shown("delivery/rows", DELIVERY)],
     },
     WriteUp {
         file: "delivery-flow-control.md",
@@ -122,10 +122,28 @@ pub const WRITEUPS: &[WriteUp] = &[
         ],
     },
     WriteUp {
+        file: "delivery-transforms.md",
+        milestone: "Phase 2, Milestone 3",
+        title: "Transforms during delivery: compressed responses for slow and fast clients",
+        parts: &[shown("delivery/compressed", DELIVERY)],
+    },
+    WriteUp {
+        file: "delivery-ranges.md",
+        milestone: "Phase 2, Milestone 4",
+        title: "Range requests: every range checked, requests per second against nginx and tower-http",
+        parts: &[shown("delivery/ranges", DELIVERY)],
+    },
+    WriteUp {
         file: "delivery-disconnects.md",
         milestone: "Phase 2, Milestone 5",
-        title: "Delivery under client disconnects: descriptors and memory after a storm",
-        parts: &[shown("delivery/storm", DELIVERY)],
+        title: "Delivery under client disconnects: descriptors and memory after a storm, uploads cut off",
+        parts: &[shown("delivery/storm", DELIVERY), shown("delivery/uploads", DELIVERY)],
+    },
+    WriteUp {
+        file: "delivery-observability.md",
+        milestone: "Phase 2, Milestone 6",
+        title: "Observability while serving: runtime lag per phase, identity against compressed",
+        parts: &[shown("delivery/lag", DELIVERY), shown("delivery/compressed", DELIVERY)],
     },
     WriteUp {
         file: "datasync.md",

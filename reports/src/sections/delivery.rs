@@ -15,8 +15,7 @@ use serde_json::Value;
 use weir_harness::ScenarioResult;
 use weir_harness::figures::delivery::{
     DeliveryCompressed, DeliveryEncoding, DeliveryFast, DeliveryRows, DeliverySlow, DeliveryStorm, DeliveryUpload,
-    ServerLag,
-};
+    ServerLag, DeliveryRanges};
 
 use super::newest_per_variant;
 
@@ -415,6 +414,40 @@ pub(crate) fn encoding_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table 
     table
 }
 
+/// Range requests: one row per server.
+pub(crate) fn ranges_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table {
+    let mut table = Table::new([
+        "server",
+        "ranges (clients, longest)",
+        "answered right",
+        "requests/s (median of rounds)",
+        "vs nginx (paired median, spread)",
+        "latency p50 / p99, ms",
+        "server CPU s",
+        "outcome",
+    ]);
+    for (variant, r) in newest {
+        let Some(f) = variant.starts_with("ranges-").then(|| r.figures::<DeliveryRanges>()).flatten() else {
+            continue;
+        };
+        table.row([
+            label(variant.trim_start_matches("ranges-")).to_owned(),
+            format!("{} ({}, {})", f.requests, f.clients, bytes(f.max_range_bytes)),
+            format!("{} of {}", f.ok, f.requests),
+            format!("{:.0}", f.requests_per_s),
+            or_dash(
+                f.paired_vs_nginx
+                    .as_ref()
+                    .map(|p| format!("{:.2}x ({:.2})", p.median, p.spread)),
+            ),
+            format!("{:.2} / {:.2}", f.latency_p50_ms, f.latency_p99_ms),
+            format!("{:.2}", f.server_cpu_s),
+            r.outcome.clone(),
+        ]);
+    }
+    table
+}
+
 /// Each weir server's runtime lag per phase.
 pub(crate) fn lag_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table {
     let mut table = Table::new(["server", "phase", "runtime lag p50 / p99 / max, ms"]);
@@ -429,6 +462,7 @@ pub(crate) fn lag_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table {
             "upload" => r.figures::<DeliveryUpload>().map(|f| f.server_lag),
             "compressed" => r.figures::<DeliveryCompressed>().map(|f| f.server_lag),
             "rows" => r.figures::<DeliveryRows>().map(|f| f.server_lag),
+            "ranges" => r.figures::<DeliveryRanges>().and_then(|f| f.server_lag),
             _ => None,
         };
         if let Some(lag) = lag {
@@ -442,7 +476,9 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
     let newest = newest_per_variant(results);
     let weir_only = weir_only_table(&newest);
     let encoding = encoding_table(&newest);
-    if servers(&newest).is_empty() && weir_only.rows.is_empty() && encoding.rows.is_empty() {
+    let ranges = ranges_table(&newest);
+    if servers(&newest).is_empty() && weir_only.rows.is_empty() && encoding.rows.is_empty() && ranges.rows.is_empty()
+    {
         return Ok("No results; run `weir-lab run delivery`.\n".to_owned());
     }
     let note = figures.note.clone();
@@ -467,27 +503,6 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
     if !servers(&newest).is_empty() {
         let _ = writeln!(md, "{}", markdown::table(&comparison_table(&newest)));
     }
-    if !weir_only.rows.is_empty() {
-        let _ = writeln!(
-            md,
-            "Uploads, compressed delivery and rows (weir only: the baselines take no uploads and do not compress; RSS and \
-             CPU are the server process's, lag its own probe's, a 10 ms timer whose ticks Tokio rounds to whole \
-             milliseconds):\n\n{}",
-            markdown::table(&weir_only)
-        );
-    }
-    if !encoding.rows.is_empty() {
-        let _ = writeln!(
-            md,
-            "Identity against compressed delivery of the same file, one fresh server each, downloads as fast as \
-             the client reads (and decodes), paired interleaved rounds:\n\n{}",
-            markdown::table(&encoding)
-        );
-    }
-    let lags = lag_table(&newest);
-    if !lags.rows.is_empty() {
-        let _ = writeln!(md, "Server runtime lag per phase:\n\n{}", markdown::table(&lags));
-    }
     let _ = writeln!(md, "{}", figures.gates.verdicts("delivery", results));
     let failed: Vec<String> = newest
         .values()
@@ -499,6 +514,65 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
     }
     let mut md = figures.part("delivery/comparison", newest.values().copied(), md);
     let phase = |prefix: &'static str| newest.iter().filter(move |(v, _)| v.starts_with(prefix)).map(|(_, r)| *r);
+    // weir's own phases, each a part of its own: uploads (the cut-offs are
+    // disconnects), compressed delivery with the identity comparison, rows
+    // from PostgreSQL, and the runtime lag of every phase.
+    let only = |prefix: &str| -> BTreeMap<&str, &ScenarioResult> {
+        newest
+            .iter()
+            .filter(|(v, _)| v.starts_with(prefix))
+            .map(|(v, r)| (*v, *r))
+            .collect()
+    };
+    const WEIR_ONLY: &str = "weir only (the baselines take no uploads and do not compress); RSS and CPU are the \
+                             server process's, lag its own probe's, a 10 ms timer whose ticks Tokio rounds to whole \
+                             milliseconds";
+    let uploads = weir_only_table(&only("upload-"));
+    if !uploads.rows.is_empty() {
+        let part = format!("Uploads, {WEIR_ONLY}:\n\n{}\n", markdown::table(&uploads));
+        md.push_str(&figures.part("delivery/uploads", phase("upload-"), part));
+    }
+    let compressed = weir_only_table(&only("compressed-"));
+    if !compressed.rows.is_empty() || !encoding.rows.is_empty() {
+        let mut part = String::new();
+        if !compressed.rows.is_empty() {
+            let _ = writeln!(
+                part,
+                "Compressed delivery to a slow client, {WEIR_ONLY}:\n\n{}",
+                markdown::table(&compressed)
+            );
+        }
+        if !encoding.rows.is_empty() {
+            let _ = writeln!(
+                part,
+                "Identity against compressed delivery of the same file, one fresh server each, downloads as fast \
+                 as the client reads (and decodes), paired interleaved rounds:\n\n{}",
+                markdown::table(&encoding)
+            );
+        }
+        md.push_str(&figures.part("delivery/compressed", phase("compressed-").chain(phase("encoding-")), part));
+    }
+    let rows = weir_only_table(&only("rows-"));
+    if !rows.rows.is_empty() {
+        let part = format!("Rows from PostgreSQL, {WEIR_ONLY}:\n\n{}\n", markdown::table(&rows));
+        md.push_str(&figures.part("delivery/rows", phase("rows-"), part));
+    }
+    if !ranges.rows.is_empty() {
+        let part = format!(
+            "Range requests, seeded random single ranges (one in ten a suffix range), every body checked against \
+             the file; the servers' rounds interleaved:\n\n{}\n",
+            markdown::table(&ranges)
+        );
+        md.push_str(&figures.part("delivery/ranges", phase("ranges-"), part));
+    }
+    let lags = lag_table(&newest);
+    if !lags.rows.is_empty() {
+        let part = format!(
+            "Server runtime lag per phase (p50 / p99 / max of a 10 ms probe's lateness on the server's runtime):\n\n{}\n",
+            markdown::table(&lags)
+        );
+        md.push_str(&figures.part("delivery/lag", newest.values().copied(), part));
+    }
     let storm = storm_table(&newest);
     if !storm.rows.is_empty() {
         let part = format!(
@@ -704,6 +778,39 @@ mod tests {
         assert!(dir.path().join("figures/delivery-slow-rss.png").is_file());
         let empty = render(&[], &mut figures).unwrap();
         assert!(empty.contains("run `weir-lab run delivery`"), "{empty}");
+    }
+
+    #[test]
+    fn ranges_get_a_table_and_a_part_of_their_own() {
+        let results = vec![
+            run(
+                "ranges",
+                "weir-pull",
+                &DeliveryRanges {
+                    requests: 1000,
+                    clients: 4,
+                    max_range_bytes: 256 << 10,
+                    ok: 999,
+                    mismatches: 1,
+                    requests_per_s: 5320.4,
+                    latency_p50_ms: 0.49,
+                    latency_p99_ms: 7.8,
+                    server_cpu_s: 0.09,
+                    paired_vs_nginx: weir_harness::PairedRatio::from_pairs([(0.96, 1.0), (0.98, 1.0)]),
+                    ..DeliveryRanges::default()
+                },
+            ),
+            run("ranges", "nginx", &DeliveryRanges::default()),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let mut figures = Figures::for_test(dir.path());
+        let md = render(&results, &mut figures).unwrap();
+        assert!(
+            md.contains("| weir (pull) | 1000 (4, 256.0 KiB) | 999 of 1000 | 5320 | 0.97x (0.01) | 0.49 / 7.80 | 0.09 | ok |"),
+            "{md}"
+        );
+        assert!(md.contains("| nginx (sendfile) | 0 (0, 0 B) | 0 of 0 | 0 | - |"), "{md}");
+        assert!(figures.parts.contains_key("delivery/ranges"));
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod compressed;
 mod error;
 pub mod nginx;
 mod process;
+mod ranges;
 mod rows;
 pub mod serve;
 mod upload;
@@ -69,11 +70,14 @@ pub enum Phase {
     /// Rows from PostgreSQL to a slow client, then a hang-up (weir servers
     /// only; needs `just pg-up`).
     Rows,
+    /// Seeded random single ranges of the file from a few keep-alive
+    /// clients, every body checked: requests per second against nginx.
+    Ranges,
 }
 
 impl Phase {
     /// Every phase.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Slow,
         Self::Crowd,
         Self::Fast,
@@ -82,6 +86,7 @@ impl Phase {
         Self::Compressed,
         Self::Encoding,
         Self::Rows,
+        Self::Ranges,
     ];
 
     /// The name in results and on command lines.
@@ -95,6 +100,7 @@ impl Phase {
             Self::Compressed => "compressed",
             Self::Encoding => "encoding",
             Self::Rows => "rows",
+            Self::Ranges => "ranges",
         }
     }
 }
@@ -104,7 +110,7 @@ impl std::str::FromStr for Phase {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         Self::ALL.into_iter().find(|p| p.name() == text).ok_or_else(|| {
-            format!("unknown phase {text:?} (expected slow, crowd, fast, storm, upload, compressed, encoding or rows)")
+            format!("unknown phase {text:?} (expected slow, crowd, fast, storm, upload, compressed, encoding, rows or ranges)")
         })
     }
 }
@@ -174,6 +180,14 @@ pub struct DeliveryParams {
     pub rows: u64,
     /// The rows phase's reading rate, bytes per second.
     pub rows_rate: u64,
+    /// Range requests per server in the ranges phase.
+    pub range_requests: u64,
+    /// Concurrent keep-alive clients asking them.
+    pub range_clients: usize,
+    /// The longest range asked, bytes.
+    pub range_max_bytes: u64,
+    /// Interleaved rounds they are split into.
+    pub range_rounds: usize,
 }
 
 impl Default for DeliveryParams {
@@ -209,6 +223,10 @@ impl Default for DeliveryParams {
             encoding_rounds: 5,
             rows: 300_000,
             rows_rate: 1 << 20,
+            range_requests: 1_000,
+            range_clients: 4,
+            range_max_bytes: 256 << 10,
+            range_rounds: 5,
         }
     }
 }
@@ -228,6 +246,7 @@ impl DeliveryParams {
             upload_bytes: 16 << 20,
             compressed_file_size: 256 << 20,
             rows: 3_000_000,
+            range_requests: 5_000,
             ..Self::default()
         }
     }
@@ -245,6 +264,8 @@ impl DeliveryParams {
             self.fast_rounds,
             self.upload_clients,
             self.encoding_rounds,
+            self.range_clients,
+            self.range_rounds,
         ]
         .contains(&0)
             || self.slow_rate == 0
@@ -254,6 +275,8 @@ impl DeliveryParams {
             || self.rows == 0
             || self.rows_rate == 0
             || self.compressed_file_size == 0
+            || self.range_requests == 0
+            || self.range_max_bytes == 0
         {
             return bad("clients, rounds and rates must be at least 1");
         }
@@ -281,12 +304,15 @@ impl DeliveryParams {
         map.insert("chunk_size".into(), json!(self.chunk_size));
         map.insert("connection_buffer".into(), json!(self.connection_buffer));
         map.insert("server_isolation".into(), json!(self.launch.isolation()));
+        map.insert("range_requests".into(), json!(self.range_requests));
+        map.insert("range_clients".into(), json!(self.range_clients));
+        map.insert("range_max_bytes".into(), json!(self.range_max_bytes));
         map
     }
 }
 
 /// The file every server serves.
-const FILE_NAME: &str = "delivery.bin";
+pub(crate) const FILE_NAME: &str = "delivery.bin";
 
 /// Runs the scenario and writes one result per phase and server to `out`.
 ///
@@ -339,6 +365,7 @@ pub async fn run(params: &DeliveryParams, out: &Path) -> Result<Vec<ScenarioResu
                 }
             }
             Phase::Fast => results.extend(fast(params, &dir).await?),
+            Phase::Ranges => results.extend(ranges::run(params, &dir).await?),
             Phase::Storm => {
                 for &kind in &params.servers {
                     results.push(storm(params, &dir, kind).await?);
@@ -405,7 +432,12 @@ pub(crate) fn options(params: &DeliveryParams, dir: &Path, kind: ServerKind) -> 
 
 /// Starts a server for a phase with `clients` concurrent connections (nginx
 /// is configured for them; the others need no setting).
-fn start(params: &DeliveryParams, dir: &Path, kind: ServerKind, clients: usize) -> Result<RunningServer, Error> {
+pub(crate) fn start(
+    params: &DeliveryParams,
+    dir: &Path,
+    kind: ServerKind,
+    clients: usize,
+) -> Result<RunningServer, Error> {
     RunningServer::start(&params.launch, &options(params, dir, kind), clients)
 }
 
@@ -795,7 +827,7 @@ impl Scraped {
 
 /// A weir server's runtime lag over its life (`None` for the baselines, or
 /// when the scrape fails).
-async fn server_lag(server: &RunningServer, kind: ServerKind) -> Option<ServerLag> {
+pub(crate) async fn server_lag(server: &RunningServer, kind: ServerKind) -> Option<ServerLag> {
     kind.reader()?;
     Scraped::from(server.addr).await.ok().map(|s| s.lag())
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use weir_delivery::{DeliveryParams, run};
 use weir_harness::figures::delivery::{
-    DeliveryCompressed, DeliveryEncoding, DeliveryFast, DeliveryRows, DeliverySlow, DeliveryStorm, DeliveryUpload,
+    DeliveryCompressed, DeliveryEncoding, DeliveryFast, DeliveryRanges, DeliveryRows, DeliverySlow, DeliveryStorm,
+    DeliveryUpload,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,12 +30,14 @@ async fn a_tiny_run_writes_every_result() {
     params.encoding_rounds = 2;
     params.rows = 20_000;
     params.rows_rate = 8 << 20;
+    params.range_requests = 40;
+    params.range_rounds = 2;
     let results = run(&params, out.path()).await.unwrap();
-    // 4 phases x 4 servers (nginx included: `just nginx-install`), and
+    // 5 phases x 4 servers (nginx included: `just nginx-install`), and
     // weir-pull's upload, compressed, encoding and rows phases (PostgreSQL:
     // `just pg-up`; without it the run fails, naming it).
-    assert_eq!(results.len(), 20);
-    assert_eq!(weir_harness::load_results(out.path()).unwrap().len(), 20);
+    assert_eq!(results.len(), 24);
+    assert_eq!(weir_harness::load_results(out.path()).unwrap().len(), 24);
     for result in &results {
         assert!(result.is_ok(), "{}: {}", result.variant, result.outcome);
         weir_harness::figures::conforms(result).unwrap();
@@ -89,6 +92,12 @@ async fn a_tiny_run_writes_every_result() {
         f.throughput_vs_serve_file
     );
     assert_eq!(fast.bytes, 4 << 20);
+    for ranges in results.iter().filter(|r| r.variant.starts_with("ranges-")) {
+        let f = ranges.figures::<DeliveryRanges>().unwrap();
+        assert!(f.all_ok && f.ok == 40 && f.mismatches == 0, "{}: {f:?}", ranges.variant);
+        assert_eq!(f.rounds_requests_per_s.len(), 2);
+        assert_eq!(f.paired_vs_nginx.is_some(), !ranges.variant.ends_with("nginx"), "{f:?}");
+    }
     let upload = results.iter().find(|r| r.variant == "upload-weir-pull").unwrap();
     let f = upload.figures::<DeliveryUpload>().unwrap();
     assert!(f.all_committed && f.committed == 8, "{f:?}");

@@ -304,3 +304,42 @@ pub struct DeliveryRows {
     /// The server's runtime lag over the phase.
     pub server_lag: ServerLag,
 }
+
+/// Seeded random single ranges against one server (variants
+/// `ranges-<server>`), every body checked against the file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeliveryRanges {
+    /// How the server ran.
+    pub server_isolation: String,
+    /// Range requests sent.
+    pub requests: u64,
+    /// Concurrent keep-alive clients.
+    pub clients: u64,
+    /// The longest range asked, bytes.
+    pub max_range_bytes: u64,
+    /// Answered 206 with the right `Content-Range` and the file's bytes.
+    pub ok: u64,
+    /// Answered otherwise.
+    pub mismatches: u64,
+    /// Every request answered right (and at least one sent).
+    pub all_ok: bool,
+    /// Body bytes received in right answers.
+    pub bytes: u64,
+    /// Requests per second, the median of the rounds.
+    pub requests_per_s: f64,
+    /// Each round's requests per second.
+    pub rounds_requests_per_s: Vec<f64>,
+    /// Request latency (sent to whole body read), median, milliseconds.
+    pub latency_p50_ms: f64,
+    /// 99th percentile, milliseconds.
+    pub latency_p99_ms: f64,
+    /// The server process's CPU over the rounds, seconds.
+    pub server_cpu_s: f64,
+    /// Requests per second over nginx's, the median of paired rounds.
+    pub requests_per_s_vs_nginx: Option<f64>,
+    /// Those rounds.
+    pub paired_vs_nginx: Option<crate::PairedRatio>,
+    /// The server's runtime lag at the end of the phase (weir servers).
+    pub server_lag: Option<ServerLag>,
+}

@@ -93,6 +93,7 @@ pub fn schemas(scenario: &str, variant: Option<&str>) -> Option<Vec<Value>> {
             add(starts("compressed-"), schema_of::<delivery::DeliveryCompressed>);
             add(starts("encoding-"), schema_of::<delivery::DeliveryEncoding>);
             add(starts("rows-"), schema_of::<delivery::DeliveryRows>);
+            add(starts("ranges-"), schema_of::<delivery::DeliveryRanges>);
         }
         "flow" => {
             add(!matches!(v, Some("throughput" | "summary")), schema_of::<flow::FlowRun>);
