@@ -100,7 +100,7 @@ free_port() {
     PORT="$next"
     next=$((next + 1))
 }
-declare -a CLIENT CLUSTER MONITOR
+declare -a CLIENT CLUSTER MONITOR PIDS
 for n in $(seq 1 "$NODES"); do
     free_port; CLIENT[n]="$PORT"
     free_port; CLUSTER[n]="$PORT"
@@ -142,6 +142,7 @@ for n in $(seq 1 "$NODES"); do
     } >"$conf"
     if [ -f "$node/nats.log" ]; then mv -f "$node/nats.log" "$node/nats.log.1"; fi
     nohup nats-server -c "$conf" >"$node/nats.log" 2>&1 &
+    PIDS[n]=$!
     URLS="${URLS:+$URLS,}nats://127.0.0.1:${CLIENT[n]}"
     {
         echo "WEIR_NATS_${n}_PID_FILE=$node/nats.pid"
@@ -153,15 +154,31 @@ done
 echo "NATS_URL=$URLS" >>"$ENV_FILE.tmp"
 printf 'NODES=%q\n' "$NODES" >"$DIR/cluster"
 
+# A failed start stops the nodes it started (nothing is left running).
+fail() {
+    local n
+    for n in $(seq 1 "$NODES"); do
+        kill -TERM "${PIDS[n]}" 2>/dev/null || true
+    done
+    sleep 1
+    for n in $(seq 1 "$NODES"); do
+        kill -KILL "${PIDS[n]}" 2>/dev/null || true
+        rm -f "$DIR/n$n/nats.pid"
+    done
+    rm -f "$DIR/cluster" "$ENV_FILE.tmp"
+    exit 1
+}
+
 # Ready: every node's JetStream answers, and a cluster's meta leader sees
-# every peer current.
+# every peer current. A node that died (a port taken after the check) fails
+# at once.
 deadline=$((SECONDS + 60))
 for n in $(seq 1 "$NODES"); do
     until http_get "${MONITOR[n]}" "/healthz?js-enabled-only=true" 2>/dev/null | grep -q '"status": *"ok"'; do
-        if [ "$SECONDS" -ge "$deadline" ]; then
-            echo "nats-up: node n$n did not become healthy in 60 s; its log:" >&2
+        if [ "$SECONDS" -ge "$deadline" ] || ! kill -0 "${PIDS[n]}" 2>/dev/null; then
+            echo "nats-up: node n$n did not become healthy; its log:" >&2
             tail -n 30 "$DIR/n$n/nats.log" >&2
-            exit 1
+            fail
         fi
         sleep 0.2
     done
@@ -183,7 +200,7 @@ if [ "$NODES" -gt 1 ]; then
         if [ "$SECONDS" -ge "$deadline" ]; then
             echo "nats-up: no JetStream metadata leader with every peer current in 60 s; node logs:" >&2
             tail -n 15 "$DIR"/n*/nats.log >&2
-            exit 1
+            fail
         fi
         sleep 0.2
     done
