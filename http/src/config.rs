@@ -73,7 +73,11 @@ pub struct DeliveryConfig {
     /// `None` answers 404 there.
     pub rows: Option<crate::rows::RowsConfig>,
     /// The runtime-lag probe's period (`weir_delivery_runtime_lag_seconds`
-    /// in `/metrics`); `None` runs no probe.
+    /// in `/metrics`); `None` runs no probe. Default 100 ms: the lateness
+    /// of each wake-up is measured to the millisecond whatever the period,
+    /// and a 10 ms probe made a server with 100 slow clients beside a
+    /// one-core CPU hog spend 0.55 to 1.1 s of CPU in 4 s instead of
+    /// 0.21 s in 2 of 4 server runs (none of 8 at 100 ms, nor of 6 without).
     pub lag_probe_every: Option<Duration>,
 }
 
@@ -179,7 +183,7 @@ impl DeliveryConfig {
             uploads: None,
             compression: true,
             rows: None,
-            lag_probe_every: Some(Duration::from_millis(10)),
+            lag_probe_every: Some(Duration::from_millis(100)),
         }
     }
 
