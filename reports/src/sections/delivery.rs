@@ -525,8 +525,8 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
             .collect()
     };
     const WEIR_ONLY: &str = "weir only (the baselines take no uploads and do not compress); RSS and CPU are the \
-                             server process's, lag its own probe's, a 10 ms timer whose ticks Tokio rounds to whole \
-                             milliseconds";
+                             server process's, lag its own probe's (a timer whose lateness Tokio rounds to whole \
+                             milliseconds)";
     let uploads = weir_only_table(&only("upload-"));
     if !uploads.rows.is_empty() {
         let part = format!("Uploads, {WEIR_ONLY}:\n\n{}\n", markdown::table(&uploads));
@@ -568,7 +568,7 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
     let lags = lag_table(&newest);
     if !lags.rows.is_empty() {
         let part = format!(
-            "Server runtime lag per phase (p50 / p99 / max of a 10 ms probe's lateness on the server's runtime):\n\n{}\n",
+            "Server runtime lag per phase (p50 / p99 / max of the probe's lateness on the server's runtime):\n\n{}\n",
             markdown::table(&lags)
         );
         md.push_str(&figures.part("delivery/lag", newest.values().copied(), part));
