@@ -1,10 +1,13 @@
 //! The `jetstream` scenario: the DataSync job spread over worker processes
 //! on a 3-node JetStream cluster of its own, under real faults. Workers are
-//! SIGKILLed at seeded moments (some between an item's commit and its ack),
+//! SIGKILLed (which worker is seeded; some kills land between an item's
+//! commit and its ack),
 //! the queue's leader node is SIGKILLed and restarted, a worker is
 //! SIGSTOPped for longer than `ack_wait` and resumed. At the end the stored
 //! ids and dead letters must be exactly the log's, with no duplicates; the
-//! time to recover from each fault is recorded.
+//! time to recover from each fault is recorded. The faults are paced by
+//! the load's progress (a share of the items acked before each), so every
+//! one lands while items are left.
 //!
 //! Recovery is read from the workers' JSON logs: a fault that hit a worker
 //! holding an item is over when that item is acked (by whichever worker
@@ -12,7 +15,7 @@
 //! that hit no item, and the leader's loss, are over at the next ack of
 //! any item.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -544,7 +547,13 @@ async fn drive(
     let mut restarted = false;
     let mut stopped: Option<(usize, Instant)> = None;
     let mut stop_done = false;
-    let mut next_fault = started + Duration::from_millis(1500);
+    // The scheduled faults (plain kills, the leader kill, the stop) are
+    // paced by the load's progress, not by the clock: the j-th of them
+    // waits for j / (scheduled + 1) of the items to be acked, so each
+    // lands while items are left to recover with, on a fast machine as on
+    // a loaded one.
+    let scheduled = params.kills - params.commit_ack_kills + 2;
+    let mut acked: HashSet<String> = HashSet::new();
     let (mut redelivered_acks, mut already_done) = (0u64, 0u64);
     // Kills between commit and ack are spread over the run: one after
     // every `kills / commit_ack_kills` plain kills.
@@ -563,6 +572,7 @@ async fn drive(
                     workers.0[index].holds = None;
                     redelivered_acks += u64::from(redelivered > 0);
                     ledger.acked(&item);
+                    acked.insert(item);
                 }
                 Some(Said::AlreadyDone) => already_done += 1,
                 Some(Said::Holding(item))
@@ -597,10 +607,18 @@ async fn drive(
             stopped = None;
             stop_done = true;
         }
-        let now = Instant::now();
-        if now >= next_fault {
-            next_fault = now + Duration::from_millis(700 + rng.below(900) as u64);
-            let plain_kills = kills - commit_ack_kills;
+        let plain_kills = kills - commit_ack_kills;
+        let injected = plain_kills + usize::from(leader_killed.is_some()) + usize::from(stop_done || stopped.is_some());
+        let faults_done = kills >= params.kills && restarted && stop_done;
+        if (injected < scheduled || commit_ack_kills < params.commit_ack_kills) && acked.len() >= items.len() {
+            return Err(Error::Queue(format!(
+                "the load ended before the fault schedule did: {kills} of {} kills, leader killed: {}, stopped: {}",
+                params.kills,
+                leader_killed.is_some(),
+                stop_done || stopped.is_some()
+            )));
+        }
+        if injected < scheduled && acked.len() * (scheduled + 1) >= (injected + 1) * items.len() {
             if plain_kills >= 3 && leader_killed.is_none() {
                 if let Some(node) = queue_leader(&js).await {
                     cluster.kill(node)?;
@@ -626,7 +644,6 @@ async fn drive(
                 }
             }
         }
-        let faults_done = kills >= params.kills && restarted && stop_done;
         if faults_done
             && workers
                 .0
