@@ -57,6 +57,7 @@ replay SEED SINK="":
 
 # The main job: every scenario (flow, delivery, datasync and jetstream at full size, the others' default profiles), every criterion bench, then `just report` and the gates' verdicts on what it measured ("N of M gates pass", breaches listed; a measurement run, so it exits 0 when every scenario ran). Writes only to ignored paths: RESULTS (emptied first), target/criterion and reports/out; `just publish` puts the figures into the committed documents.
 bench-all RESULTS="results":
+    mkdir -p target && date +%s > target/bench-all.started
     just pg-up
     just nats-up
     just nginx-install
@@ -64,9 +65,10 @@ bench-all RESULTS="results":
     rm -rf {{RESULTS}}
     for s in flow delivery datasync jetstream; do cargo run --release --locked -q -p weir-lab -- run "$s" --full --out {{RESULTS}} || exit 1; done
     for s in $(cargo run --release --locked -q -p weir-lab -- list --names); do case "$s" in flow|delivery|datasync|jetstream) ;; *) cargo run --release --locked -q -p weir-lab -- run "$s" --out {{RESULTS}} || exit 1;; esac; done
-    cargo bench --locked -q -p weir-benches -- --warm-up-time 1 --measurement-time 3 --noplot
+    cargo bench --locked -q -p weir-benches -- --warm-up-time 1 --measurement-time 2 --noplot
     just report {{RESULTS}}
     cargo run --release --locked -q -p weir-lab -- gate --no-run --report-only --out {{RESULTS}} --criterion target/criterion
+    echo "bench-all: $(( $(date +%s) - $(cat target/bench-all.started) )) s (under 900 s on two cores is the aim)"
 
 # Renders the report (index, charts, tables) into reports/out/ (git-ignored) from existing results; changes no committed file.
 report RESULTS="results":

@@ -146,14 +146,17 @@ impl Default for DatasyncParams {
 }
 
 impl DatasyncParams {
-    /// The full profile: 3,000,000 events (row-by-row: 100,000), segments
-    /// of 100,000.
+    /// The full profile: 2,000,000 events (row-by-row: 100,000), segments
+    /// of 100,000; the one-worker vs single-process pairing in 3 rounds
+    /// (each round loads the whole log twice). Sized so that `just
+    /// bench-all` stays under 15 minutes on two cores.
     pub fn full() -> Self {
         Self {
-            events: 3_000_000,
+            events: 2_000_000,
             row_by_row_events: 100_000,
             encoding_events: 500_000,
             segment_events: 100_000,
+            scale_rounds: 3,
             ..Self::default()
         }
     }

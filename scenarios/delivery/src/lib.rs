@@ -233,20 +233,23 @@ impl Default for DeliveryParams {
 
 impl DeliveryParams {
     /// The full profile: 100 slow clients at 1 MiB/s on a 1 GiB file for
-    /// 30 s, 1,000 for 20 s, 9 fast rounds (the storm is the quick
+    /// 15 s, 1,000 for 10 s, 9 fast rounds (the storm is the quick
     /// profile's: 300 clients, twice); 100 uploads of 16 MiB at 1 MiB/s; a
-    /// 256 MiB compressible file; 3,000,000 rows.
+    /// 128 MiB compressible file; 1,000,000 rows. Sized so that `just
+    /// bench-all` stays under 15 minutes on two cores: every server's RSS
+    /// is flat after its first seconds, so longer windows add time, not
+    /// information.
     pub fn full() -> Self {
         Self {
             file_size: 1 << 30,
             slow_clients: 100,
-            slow_duration: Duration::from_secs(30),
-            crowd_duration: Duration::from_secs(20),
+            slow_duration: Duration::from_secs(15),
+            crowd_duration: Duration::from_secs(10),
             fast_rounds: 9,
             upload_bytes: 16 << 20,
-            compressed_file_size: 256 << 20,
-            rows: 3_000_000,
-            range_requests: 5_000,
+            compressed_file_size: 128 << 20,
+            rows: 1_000_000,
+            range_requests: 2_000,
             ..Self::default()
         }
     }

@@ -48,14 +48,14 @@ pub fn api(args: &ApiArgs) -> anyhow::Result<()> {
     with_json_logs(cli::serve_api_until_interrupted(args))
 }
 
-/// Runs the scenario: `--full` for 3,000,000 events, `--variant` to pick
+/// Runs the scenario: `--full` for 2,000,000 events, `--variant` to pick
 /// variants, `--seed` for the log and the faults. PostgreSQL comes from
 /// DATABASE_URL or the `.pg/env` that `just pg-up` writes; the jetstream
 /// variants' NATS from NATS_URL or the `.nats/env` that `just nats-up` writes.
 pub fn run(args: &RunArgs) -> anyhow::Result<Vec<ScenarioResult>> {
     if args.size.is_some() || args.sink.is_some() || args.source.is_some() {
         anyhow::bail!(
-            "the datasync scenario takes --full (3,000,000 events), --variant and --seed; not --size, --sink or --source"
+            "the datasync scenario takes --full (2,000,000 events), --variant and --seed; not --size, --sink or --source"
         );
     }
     let mut params = if args.full {
