@@ -72,7 +72,8 @@ pub use registry::{Registry, ShutdownSummary};
 pub use report::{AbortReport, IngestReport, LatencySummary, Outcome, StageReport};
 pub use sink::{BoxSink, DynSink, Sink, TryWrite};
 pub use sinks::{
-    FileSink, FileSinkError, MemoryHandle, MemorySink, NullSink, WRITE_BEHIND, WRITE_BEHIND_BYTES, WriterSink,
+    COALESCE, FileSink, FileSinkError, FileSinkOptions, MemoryHandle, MemorySink, NullSink, WRITE_BEHIND,
+    WRITE_BEHIND_BYTES, WriterSink,
 };
 pub use tokio_util::sync::CancellationToken;
 pub use transform::Transform;

@@ -34,14 +34,79 @@ pub const WRITE_BEHIND_BYTES: u64 = 512 * 1024;
 const ACK_BATCH: u64 = 4;
 
 /// Chunks smaller than this are gathered into one buffer of this size and
-/// written together; larger ones are written as they are.
-const COALESCE: usize = 64 * 1024;
+/// written together; larger ones are written as they are. The default of
+/// [`FileSinkOptions::coalesce`].
+pub const COALESCE: usize = 64 * 1024;
+
+/// The largest [`FileSinkOptions::coalesce`].
+const MAX_COALESCE: usize = 16 * 1024 * 1024;
 
 /// Chunks smaller than this are gathered on the ingestion's side, into
 /// [`COALESCE`] bytes per queued write. Above it the channel send and the
 /// writer thread's wake-up cost less than the copy on the ingestion's task,
 /// so such chunks are queued as they are (and coalesced by the writer).
 const GATHER_BELOW: usize = 16 * 1024;
+
+/// How a [`FileSink`] gathers small chunks and how far it writes ahead of
+/// the disk; [`FileSink::create`] takes the defaults.
+///
+/// A sink holds up to three gather buffers' worth of bytes (one filling on
+/// the ingestion's side, one queued, one filling on the writer thread) plus
+/// what it writes ahead: with the defaults about 192 KiB beside the
+/// write-behind. That is noise for one large copy, and most of the memory
+/// of a server that keeps a hundred slow uploads open at once; such a
+/// server gathers less (16 KiB: a quarter of the memory, in writes a
+/// quarter of the size).
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// let dir = tempfile::tempdir()?;
+/// let options = weir::FileSinkOptions::new().coalesce(16 * 1024).write_behind_bytes(64 * 1024);
+/// let sink = weir::FileSink::create_with(dir.path().join("upload.bin"), options)?;
+/// # drop(sink);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileSinkOptions {
+    coalesce: usize,
+    write_behind_bytes: u64,
+}
+
+impl Default for FileSinkOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FileSinkOptions {
+    /// The defaults: [`COALESCE`] and [`WRITE_BEHIND_BYTES`].
+    pub const fn new() -> Self {
+        Self {
+            coalesce: COALESCE,
+            write_behind_bytes: WRITE_BEHIND_BYTES,
+        }
+    }
+
+    /// Chunks smaller than `bytes` are gathered and written `bytes` at a
+    /// time; larger ones are written as they come. `0` gathers nothing
+    /// (one `write(2)` per chunk, however small). At most 16 MiB:
+    /// [`FileSink::create_with`] refuses more.
+    #[must_use]
+    pub const fn coalesce(mut self, bytes: usize) -> Self {
+        self.coalesce = bytes;
+        self
+    }
+
+    /// A write is acknowledged once at most `bytes` bytes (its own
+    /// included) are queued ahead of the disk, or at most [`WRITE_BEHIND`]
+    /// writes, whichever allows more.
+    #[must_use]
+    pub const fn write_behind_bytes(mut self, bytes: u64) -> Self {
+        self.write_behind_bytes = bytes;
+        self
+    }
+}
 
 /// The suffix of every temporary file (`.<name>.<random>.weir-tmp`).
 const TEMP_SUFFIX: &str = ".weir-tmp";
@@ -199,7 +264,8 @@ impl std::error::Error for FileSinkError {
 /// ahead of the disk (or at most [`WRITE_BEHIND_BYTES`], for small chunks),
 /// so reading, the engine and writing all overlap, and memory stays bounded
 /// by the in-flight writes plus [`WRITE_BEHIND`] chunks or
-/// [`WRITE_BEHIND_BYTES`], whichever is more, plus 64 KiB gathered.
+/// [`WRITE_BEHIND_BYTES`], whichever is more, plus 64 KiB gathered (both
+/// set by [`FileSinkOptions`]).
 ///
 /// Small chunks cost neither a `write(2)` nor a hand-over to the thread
 /// each: chunks under 16 KiB are copied into a 64 KiB buffer on the
@@ -239,6 +305,7 @@ pub struct FileSink {
     /// here so that an abort after a dropped finalize learns how it ended.
     commit: Option<oneshot::Receiver<Result<(), FileSinkError>>>,
     worker: Option<thread::JoinHandle<()>>,
+    options: FileSinkOptions,
 }
 
 impl FileSink {
@@ -252,7 +319,27 @@ impl FileSink {
     /// cannot be created. The error has the kind of the operating system's
     /// error and carries a [`FileSinkError`] naming the target.
     pub fn create(target: impl AsRef<Path>) -> io::Result<Self> {
+        Self::create_with(target, FileSinkOptions::new())
+    }
+
+    /// [`FileSink::create`] with [`FileSinkOptions`] of one's own.
+    ///
+    /// # Errors
+    ///
+    /// As [`FileSink::create`]; and `InvalidInput` naming the target when
+    /// [`FileSinkOptions::coalesce`] is over 16 MiB.
+    pub fn create_with(target: impl AsRef<Path>, options: FileSinkOptions) -> io::Result<Self> {
         let target = target.as_ref().to_path_buf();
+        if options.coalesce > MAX_COALESCE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "file sink {}: coalesce of {} bytes is over the largest, {MAX_COALESCE}",
+                    target.display(),
+                    options.coalesce
+                ),
+            ));
+        }
         let name = target.file_name().ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -271,7 +358,7 @@ impl FileSink {
         let worker_target = target.clone();
         let worker = thread::Builder::new()
             .name("weir-file-sink".to_owned())
-            .spawn(move || run_worker(file, temp, &worker_target, &dir, &inbox, &report))
+            .spawn(move || run_worker(file, temp, &worker_target, &dir, &inbox, &report, options.coalesce))
             .map_err(failed)?;
         Ok(Self {
             target,
@@ -283,6 +370,7 @@ impl FileSink {
             gathered_lens: Vec::new(),
             commit: None,
             worker: Some(worker),
+            options,
         })
     }
 
@@ -372,11 +460,12 @@ impl FileSink {
     /// otherwise hands it back. The chunk is then the sink's: counted as
     /// issued, queued with the others.
     fn gather(&mut self, chunk: Bytes) -> Option<Bytes> {
-        if chunk.len() >= GATHER_BELOW || self.gathered.len() + chunk.len() > COALESCE {
+        let coalesce = self.options.coalesce;
+        if chunk.len() >= GATHER_BELOW.min(coalesce) || self.gathered.len() + chunk.len() > coalesce {
             return Some(chunk);
         }
         if self.gathered.capacity() == 0 {
-            self.gathered.reserve(COALESCE);
+            self.gathered.reserve(coalesce);
         }
         self.issued += 1;
         self.issued_bytes += chunk.len() as u64;
@@ -475,11 +564,11 @@ impl Sink for FileSink {
                 Some((queued, self.progress.clone(), self.gone()))
             }
         };
-        let needed_bytes = self.issued_bytes.saturating_sub(WRITE_BEHIND_BYTES);
+        let needed_bytes = self.issued_bytes.saturating_sub(self.options.write_behind_bytes);
         // Acknowledged once at most WRITE_BEHIND writes, this one included,
         // are still waiting for the disk (rounded up to a whole group, which
-        // is when the writer thread sends a wake-up), or at most
-        // WRITE_BEHIND_BYTES bytes.
+        // is when the writer thread sends a wake-up), or at most the
+        // options' write-behind bytes.
         let needed = self.issued.saturating_sub(WRITE_BEHIND).next_multiple_of(ACK_BATCH);
         async move {
             let Some((queued, mut progress, gone)) = wait else {
@@ -550,6 +639,8 @@ struct Writer<W> {
     target: PathBuf,
     /// Small chunks gathered for one write.
     pending: Vec<u8>,
+    /// Chunks under this many bytes are gathered into `pending`.
+    coalesce: usize,
     /// Chunks not yet wholly in the file: (index, file offset of their end).
     unwritten: VecDeque<(u64, u64)>,
     /// Bytes the file holds.
@@ -563,11 +654,12 @@ struct Writer<W> {
 }
 
 impl<W: Write> Writer<W> {
-    fn new(out: W, target: &Path) -> Self {
+    fn new(out: W, target: &Path, coalesce: usize) -> Self {
         Self {
             out,
             target: target.to_path_buf(),
             pending: Vec::new(),
+            coalesce,
             unwritten: VecDeque::new(),
             in_file: 0,
             taken: 0,
@@ -600,7 +692,7 @@ impl<W: Write> Writer<W> {
             self.unwritten.push_back((start + offset as u64, end));
         }
         self.taken += data.len() as u64;
-        if data.len() >= COALESCE {
+        if data.len() >= self.coalesce {
             self.flush();
             if self.failed.is_none() {
                 self.write_out(data);
@@ -608,10 +700,10 @@ impl<W: Write> Writer<W> {
             return;
         }
         if self.pending.capacity() == 0 {
-            self.pending.reserve_exact(COALESCE);
+            self.pending.reserve_exact(self.coalesce);
         }
         self.pending.extend_from_slice(data);
-        if self.pending.len() >= COALESCE {
+        if self.pending.len() >= self.coalesce {
             self.flush();
         }
     }
@@ -673,8 +765,9 @@ fn run_worker(
     dir: &Path,
     inbox: &mpsc::Receiver<Command>,
     progress: &watch::Sender<Progress>,
+    coalesce: usize,
 ) {
-    let mut writer = Writer::new(file, target);
+    let mut writer = Writer::new(file, target, coalesce);
     // Removes the temporary file unless it was committed.
     let mut path = Some(path);
     // Taken off the queue and not yet published.
@@ -848,7 +941,7 @@ mod tests {
             written: Vec::new(),
             calls: 0,
         };
-        let mut writer = Writer::new(out, Path::new("/data/out.bin"));
+        let mut writer = Writer::new(out, Path::new("/data/out.bin"), COALESCE);
         // 100 KiB chunks: chunk 2 ends at 300 KiB, past the room.
         for _ in 0..5 {
             writer.push(&[7u8; 100 * 1024]);
@@ -869,20 +962,23 @@ mod tests {
 
     #[test]
     fn small_chunks_are_coalesced_into_few_writes() {
-        let out = Full {
-            room: usize::MAX,
-            written: Vec::new(),
-            calls: 0,
-        };
-        let mut writer = Writer::new(out, Path::new("out.bin"));
-        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
-        for byte in &data {
-            writer.push(std::slice::from_ref(byte));
+        for coalesce in [COALESCE, 16 * 1024, 1] {
+            let out = Full {
+                room: usize::MAX,
+                written: Vec::new(),
+                calls: 0,
+            };
+            let mut writer = Writer::new(out, Path::new("out.bin"), coalesce);
+            let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+            for byte in &data {
+                writer.push(std::slice::from_ref(byte));
+            }
+            writer.flush();
+            assert!(writer.out.written == data);
+            // One write per `coalesce` bytes, not one per byte.
+            assert_eq!(writer.out.calls, data.len().div_ceil(coalesce), "coalesce {coalesce}");
+            assert!(writer.pending.capacity() <= coalesce.max(1), "coalesce {coalesce}");
         }
-        writer.flush();
-        assert!(writer.out.written == data);
-        // One write per 64 KiB, not one per byte.
-        assert_eq!(writer.out.calls, data.len().div_ceil(COALESCE));
     }
 
     #[test]
@@ -892,7 +988,7 @@ mod tests {
             written: Vec::new(),
             calls: 0,
         };
-        let mut writer = Writer::new(out, Path::new("out.bin"));
+        let mut writer = Writer::new(out, Path::new("out.bin"), COALESCE);
         for _ in 0..8 {
             writer.push(&[1u8; 4]);
         }
@@ -910,7 +1006,7 @@ mod tests {
             written: Vec::new(),
             calls: 0,
         };
-        let mut writer = Writer::new(out, Path::new("out.bin"));
+        let mut writer = Writer::new(out, Path::new("out.bin"), COALESCE);
         // Four chunks of 4 bytes, gathered on the ingestion's side.
         writer.push_gathered(&[1u8; 16], &[4, 4, 4, 4]);
         writer.flush();

@@ -6,7 +6,7 @@ use std::path::Path;
 use bytes::Bytes;
 use futures_util::stream;
 use weir::source::FileSource;
-use weir::{CancellationToken, ErrorKind, FileSink, FileSinkError, IngestOptions, ingest};
+use weir::{CancellationToken, ErrorKind, FileSink, FileSinkError, FileSinkOptions, IngestOptions, ingest};
 
 use crate::support::{chunks, failing_source, open_fds, source_of};
 
@@ -335,9 +335,26 @@ async fn chunks_of_mixed_sizes_are_committed_whole_and_in_order() {
         .enumerate()
         .map(|(i, &n)| Bytes::from(vec![u8::try_from(i % 251).unwrap(); n]))
         .collect();
-    let sink = FileSink::create(&target).unwrap();
-    let options = IngestOptions::builder().chunk_size(128 * 1024).max_in_flight(4).build();
-    let report = ingest(source_of(input.clone()), sink, options).await.unwrap();
-    assert_eq!(report.chunks_written, 200);
-    assert!(std::fs::read(&target).unwrap() == input.concat());
+    // The default gathering, a small one (a server with many slow
+    // uploads), and none at all.
+    for coalesce in [weir::COALESCE, 16 * 1024, 4096, 0] {
+        let sink_options = FileSinkOptions::new().coalesce(coalesce).write_behind_bytes(32 * 1024);
+        let sink = FileSink::create_with(&target, sink_options).unwrap();
+        let options = IngestOptions::builder().chunk_size(128 * 1024).max_in_flight(4).build();
+        let report = ingest(source_of(input.clone()), sink, options).await.unwrap();
+        assert_eq!(report.chunks_written, 200, "coalesce {coalesce}");
+        assert!(std::fs::read(&target).unwrap() == input.concat(), "coalesce {coalesce}");
+    }
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+#[test]
+fn a_gather_size_over_the_largest_is_refused_naming_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("big.bin");
+    let error = FileSink::create_with(&target, FileSinkOptions::new().coalesce(64 << 20)).unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+    let text = error.to_string();
+    assert!(text.contains("big.bin") && text.contains("coalesce"), "{text}");
+    assert!(leftovers(dir.path()).is_empty(), "nothing created");
 }
