@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 use weir_harness::ScenarioResult;
-use weir_harness::figures::chaos::ChaosRun;
+use weir_harness::figures::chaos::{ChaosKind, ChaosRun};
 
 use super::newest_per_variant;
 
@@ -53,6 +53,49 @@ pub(crate) fn sweep_table(results: &[&ScenarioResult]) -> Table {
     table
 }
 
+/// One row per way of ending (committed, or the returned error's kind),
+/// summed over the sinks: what the sink saw of those schedules.
+pub(crate) fn kinds_table(results: &[&ScenarioResult]) -> Table {
+    let mut rows: Vec<ChaosKind> = Vec::new();
+    for f in results.iter().filter_map(|r| r.figures::<ChaosRun>()) {
+        for k in f.by_kind {
+            match rows.iter_mut().find(|row| row.kind == k.kind) {
+                Some(row) => {
+                    row.schedules += k.schedules;
+                    row.finalize_called += k.finalize_called;
+                    row.aborted_once += k.aborted_once;
+                    row.aborted_twice += k.aborted_twice;
+                    row.abort_failure_kept += k.abort_failure_kept;
+                    row.violations += k.violations;
+                }
+                None => rows.push(k),
+            }
+        }
+    }
+    rows.sort_by(|a, b| b.schedules.cmp(&a.schedules).then_with(|| a.kind.cmp(&b.kind)));
+    let mut table = Table::new([
+        "ended as",
+        "schedules",
+        "finalize called",
+        "abort called once",
+        "abort called twice or more",
+        "failed or hung abort kept beside the cause",
+        "violations",
+    ]);
+    for k in rows {
+        table.row([
+            format!("`{}`", k.kind),
+            k.schedules.to_string(),
+            k.finalize_called.to_string(),
+            k.aborted_once.to_string(),
+            k.aborted_twice.to_string(),
+            k.abort_failure_kept.to_string(),
+            k.violations.to_string(),
+        ]);
+    }
+    table
+}
+
 fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<String, Error> {
     let newest = newest_per_variant(results);
     if newest.is_empty() {
@@ -77,6 +120,16 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
             let _ = writeln!(md, "- {}: `{}`", r.variant, f.replay);
         }
     }
+    let kinds = kinds_table(&runs);
+    if !kinds.rows.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nWhat each kind of failure did, over the same schedules (all sinks): a schedule is counted under \
+             how its ingestion ended, `committed` or the kind of the error `ingest` returned (a `panic` in \
+             `finalize` is one that `finalize` was called for).\n\n{}",
+            markdown::table(&kinds)
+        );
+    }
     let _ = writeln!(md, "\n{}", figures.gates.verdicts("chaos", results));
     Ok(figures.part("chaos/sweep", runs, md))
 }
@@ -97,6 +150,22 @@ mod tests {
             aborted: 2000 - committed,
             violations,
             failures: Vec::new(),
+            by_kind: vec![
+                ChaosKind {
+                    kind: "committed".into(),
+                    schedules: committed,
+                    finalize_called: committed,
+                    ..ChaosKind::default()
+                },
+                ChaosKind {
+                    kind: "write".into(),
+                    schedules: 2000 - committed,
+                    aborted_once: 2000 - committed,
+                    abort_failure_kept: 10,
+                    violations,
+                    ..ChaosKind::default()
+                },
+            ],
         };
         if violations > 0 {
             r.outcome = format!("{violations} schedules broke the invariant");
@@ -119,6 +188,9 @@ mod tests {
         assert!(md.contains("| file | 2000 | 900 | 1100 | 1 | 42 |"), "{md}");
         assert!(md.contains("1 violation(s) in total"), "{md}");
         assert!(md.contains("- file: `just replay 77 file`"), "{md}");
+        // The kinds are summed over the sinks, the most frequent first.
+        assert!(md.contains("| `write` | 2222 | 0 | 2222 | 0 | 20 | 1 |"), "{md}");
+        assert!(md.contains("| `committed` | 1778 | 1778 | 0 | 0 | 0 | 0 |"), "{md}");
         // The one gate on chaos covers every sink: the file sink's
         // violation fails it, the memory sink passes.
         assert!(md.contains("| chaos: no invariant violation | chaos/memory | `extra.violations` | 0 | <= 0 | +0% | pass |"), "{md}");

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 use weir_harness::ScenarioResult;
-pub use weir_harness::figures::chaos::{ChaosFailure, ChaosRun};
+pub use weir_harness::figures::chaos::{ChaosFailure, ChaosKind, ChaosRun};
 
 use weir_testkit::{FailureSchedule, FileTarget, MemoryTarget, NullTarget, SinkTarget, WriterTarget, run_case};
 
@@ -36,9 +36,26 @@ fn sweep<T: SinkTarget>(target: &mut T, params: ChaosParams) -> ScenarioResult {
     let started = Instant::now();
     let mut committed = 0u64;
     let mut failures = Vec::new();
+    let mut by_kind: Vec<ChaosKind> = Vec::new();
     for seed in params.first_seed..params.first_seed.saturating_add(params.cases) {
         let outcome = run_case(&FailureSchedule::from_seed(seed), target);
         committed += u64::from(outcome.result == "committed");
+        let row = match by_kind.iter().position(|k| k.kind == outcome.kind) {
+            Some(i) => &mut by_kind[i],
+            None => {
+                by_kind.push(ChaosKind {
+                    kind: outcome.kind.clone(),
+                    ..ChaosKind::default()
+                });
+                by_kind.last_mut().expect("just pushed")
+            }
+        };
+        row.schedules += 1;
+        row.finalize_called += u64::from(outcome.finalize_calls > 0);
+        row.aborted_once += u64::from(outcome.abort_calls == 1);
+        row.aborted_twice += u64::from(outcome.abort_calls > 1);
+        row.abort_failure_kept += u64::from(outcome.abort_failure_kept);
+        row.violations += u64::from(!outcome.holds());
         if !outcome.holds() {
             failures.push(ChaosFailure {
                 seed,
@@ -64,6 +81,7 @@ fn sweep<T: SinkTarget>(target: &mut T, params: ChaosParams) -> ScenarioResult {
         aborted: params.cases - committed,
         violations,
         failures,
+        by_kind,
     });
     result
 }
@@ -97,6 +115,17 @@ mod tests {
             assert_eq!((f.schedules, f.violations), (50, 0), "{f:?}");
             assert_eq!(f.committed + f.aborted, 50, "{f:?}");
             assert!(f.failures.is_empty(), "{f:?}");
+            // Every schedule is in one row; a committed one was finalized
+            // and never aborted, every other was aborted exactly once.
+            assert_eq!(f.by_kind.iter().map(|k| k.schedules).sum::<u64>(), 50, "{f:?}");
+            assert!(f.by_kind.len() >= 3, "several ways of ending: {f:?}");
+            for k in &f.by_kind {
+                if k.kind == "committed" {
+                    assert_eq!((k.finalize_called, k.aborted_once), (k.schedules, 0), "{k:?}");
+                } else {
+                    assert_eq!((k.aborted_once, k.aborted_twice), (k.schedules, 0), "{k:?}");
+                }
+            }
         }
     }
 }

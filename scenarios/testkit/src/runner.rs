@@ -8,7 +8,7 @@ use std::time::Duration;
 use weir::{CancellationToken, IngestOptions, ingest};
 
 use crate::check::{Observed, check};
-use crate::recorder::{Recorded, Recorder};
+use crate::recorder::{Event, Recorded, Recorder};
 use crate::schedule::{AbortFault, FailureSchedule};
 use crate::sink::ChaosSink;
 use crate::source::ChaosSource;
@@ -22,6 +22,16 @@ pub struct CaseOutcome {
     pub schedule: FailureSchedule,
     /// `"committed"`, or the error text.
     pub result: String,
+    /// `"committed"`, the error's kind ([`weir::ErrorKind::as_str`]), or
+    /// `"hung"`.
+    pub kind: String,
+    /// `finalize` calls the sink saw.
+    pub finalize_calls: u64,
+    /// `abort` calls the sink saw.
+    pub abort_calls: u64,
+    /// The returned error carries a failed or timed-out abort beside its
+    /// root cause.
+    pub abort_failure_kept: bool,
     /// Every violation found; empty when the invariant held.
     pub violations: Vec<String>,
 }
@@ -127,6 +137,10 @@ pub fn run_case<T: SinkTarget>(schedule: &FailureSchedule, target: &mut T) -> Ca
             return CaseOutcome {
                 schedule: schedule.clone(),
                 result: "hung".to_owned(),
+                kind: "hung".to_owned(),
+                finalize_calls: 0,
+                abort_calls: 0,
+                abort_failure_kept: false,
                 violations: vec!["ingest never returned".to_owned()],
             };
         };
@@ -143,12 +157,20 @@ pub fn run_case<T: SinkTarget>(schedule: &FailureSchedule, target: &mut T) -> Ca
         if let Err(problem) = target.verify(result.is_ok(), &schedule.source_bytes()).await {
             violations.push(format!("{} sink: {problem}", target.name()));
         }
+        let count = |wanted: fn(&Event) -> bool| events.iter().filter(|e| wanted(e)).count() as u64;
         CaseOutcome {
             schedule: schedule.clone(),
             result: match &result {
                 Ok(_) => "committed".to_owned(),
                 Err(error) => error.to_string(),
             },
+            kind: match &result {
+                Ok(_) => "committed".to_owned(),
+                Err(error) => error.kind().as_str().to_owned(),
+            },
+            finalize_calls: count(|e| matches!(e, Event::Finalize)),
+            abort_calls: count(|e| matches!(e, Event::Abort(_))),
+            abort_failure_kept: result.as_ref().is_err_and(|e| e.abort_failure().is_some()),
             violations,
         }
     })

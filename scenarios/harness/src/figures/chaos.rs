@@ -17,6 +17,32 @@ pub struct ChaosRun {
     pub violations: u64,
     /// The first few broken schedules, to replay.
     pub failures: Vec<ChaosFailure>,
+    /// What each way of ending did, by the kind of the returned error
+    /// (`committed` for the schedules that committed), in the order first
+    /// seen.
+    pub by_kind: Vec<ChaosKind>,
+}
+
+/// The schedules that ended one way, and what the sink saw of them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChaosKind {
+    /// `committed`, or the error's kind (`write`, `source`, `cancelled`,
+    /// `finalize`, ...).
+    pub kind: String,
+    /// Schedules that ended this way.
+    pub schedules: u64,
+    /// Of those, the ones whose sink saw `finalize` called.
+    pub finalize_called: u64,
+    /// Of those, the ones whose sink saw exactly one `abort`.
+    pub aborted_once: u64,
+    /// Of those, the ones whose sink saw more than one `abort` (must be 0).
+    pub aborted_twice: u64,
+    /// Of those, the ones whose error kept a failed or hung abort beside
+    /// the root cause.
+    pub abort_failure_kept: u64,
+    /// Of those, the ones that broke the invariant.
+    pub violations: u64,
 }
 
 /// One schedule that broke the invariant.
