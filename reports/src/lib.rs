@@ -199,7 +199,6 @@ pub fn render_gated(
     let mut figures = sections::Figures {
         out,
         publish,
-        note: note.clone(),
         readme: String::new(),
         parts: BTreeMap::new(),
         gates: sections::Gates {

@@ -206,7 +206,8 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
                 .to_owned(),
         );
     }
-    let note = figures.note.clone();
+    // The newest of this scenario's results, not of the whole run.
+    let note = crate::provenance(results);
     let mut md = figures.gates.verdicts("bench", results);
     md.push('\n');
     let _ = writeln!(

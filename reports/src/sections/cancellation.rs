@@ -184,7 +184,8 @@ pub(crate) fn shutdown_table(shutdown: &ShutdownRun) -> Table {
 }
 
 fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<String, Error> {
-    let note = figures.note.clone();
+    // The newest of this scenario's results, not of the whole run.
+    let note = crate::provenance(results);
     let mut md = String::new();
     let _ = writeln!(md, "{}", figures.gates.verdicts("cancellation", results));
 

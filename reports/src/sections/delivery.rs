@@ -481,7 +481,8 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
     {
         return Ok("No results; run `weir-lab run delivery`.\n".to_owned());
     }
-    let note = figures.note.clone();
+    // The newest of this scenario's results, not of the whole run.
+    let note = crate::provenance(results);
     let mut md = String::new();
     if let Some(any) = newest.values().next() {
         let p = |key: &str| any.params.get(key);

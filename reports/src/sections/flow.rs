@@ -293,7 +293,8 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
     let selected = latest_per_group(results);
     let owned: Vec<ScenarioResult> = selected.iter().map(|r| (*r).clone()).collect();
     let summary = summarize(&owned);
-    let note = figures.note.clone();
+    // The newest of the flow results shown, not of the whole run.
+    let note = crate::provenance(&owned);
     let mut md = String::new();
 
     let verdicts = figures.gates.verdicts("flow", results);

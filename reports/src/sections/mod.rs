@@ -54,8 +54,6 @@ pub(crate) struct Figures<'a> {
     pub out: &'a Path,
     /// The write-ups' directory (`reports/`), when publishing.
     pub publish: Option<&'a Path>,
-    /// Machine, date and revision, printed under every chart.
-    pub note: String,
     /// The sections' parts of the README block (the flow figure and its
     /// tables); `render` adds the headline table and publishes it.
     pub readme: String,
@@ -195,7 +193,6 @@ impl<'a> Figures<'a> {
         Self {
             out,
             publish: None,
-            note: "test".into(),
             readme: String::new(),
             parts: BTreeMap::new(),
             gates: Gates {

@@ -220,7 +220,8 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
     if newest.is_empty() {
         return Ok("No results; run `weir-lab run offload`.\n".to_owned());
     }
-    let note = figures.note.clone();
+    // The newest of this scenario's results, not of the whole run.
+    let note = crate::provenance(results);
     let mut md = String::new();
     let _ = writeln!(md, "{}", figures.gates.verdicts("offload", results));
 
