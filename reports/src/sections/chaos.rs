@@ -125,8 +125,8 @@ fn render(results: &[ScenarioResult], figures: &mut Figures<'_>) -> Result<Strin
         let _ = writeln!(
             md,
             "\nWhat each kind of failure did, over the same schedules (all sinks): a schedule is counted under \
-             how its ingestion ended, `committed` or the kind of the error `ingest` returned (a `panic` in \
-             `finalize` is one that `finalize` was called for).\n\n{}",
+             how its ingestion ended, `committed` or the kind of the error `ingest` returned; a `finalize` \
+             that fails or panics is followed by one `abort`.\n\n{}",
             markdown::table(&kinds)
         );
     }
