@@ -22,6 +22,10 @@ use crate::unbounded::run_unbounded;
 /// The runtime lag heartbeat's interval.
 pub const LAG_INTERVAL: Duration = Duration::from_millis(10);
 
+/// How long the backpressure group's runs measure an idle runtime's lag
+/// before they start.
+const IDLE_LAG_WINDOW: Duration = Duration::from_secs(1);
+
 /// The runtime every case runs on: multi-threaded, two workers (the size of
 /// the machines this is measured on), time enabled.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
@@ -75,7 +79,16 @@ pub(crate) fn run_flow(case: &Case) -> Result<ScenarioResult, Error> {
     // The lab-only memory regression (`WEIR_LAB_INJECT=memory`), held for
     // the run: the gates must see it.
     let ballast = (case.group == "flat-memory").then(|| case.inject.ballast()).flatten();
-    let (moved, elapsed, lag) = runtime.block_on(async {
+    let (moved, elapsed, lag, idle_lag) = runtime.block_on(async {
+        // The lag gate judges what the ingestion adds: the same heartbeat
+        // on the same runtime with nothing else to do, just before.
+        let idle_lag = if case.group == "backpressure" {
+            let idle = LagProbe::start(LAG_INTERVAL);
+            tokio::time::sleep(IDLE_LAG_WINDOW).await;
+            Some(idle.stop().await)
+        } else {
+            None
+        };
         let probe = LagProbe::start(LAG_INTERVAL);
         let started = Instant::now();
         let moved = match input {
@@ -90,7 +103,7 @@ pub(crate) fn run_flow(case: &Case) -> Result<ScenarioResult, Error> {
             }
         };
         let elapsed = started.elapsed();
-        Ok::<_, Error>((moved, elapsed, probe.stop().await))
+        Ok::<_, Error>((moved, elapsed, probe.stop().await, idle_lag))
     })?;
     result.rss = sampler.stop();
     drop(ballast);
@@ -99,9 +112,13 @@ pub(crate) fn run_flow(case: &Case) -> Result<ScenarioResult, Error> {
 
     result = result.with_transfer(moved.bytes, elapsed);
     result.outcome = moved.outcome;
+    let idle_lag_p99_us = idle_lag.map(|idle| idle.p99_us);
+    let lag_over_idle_p99_us = idle_lag_p99_us.map(|idle| lag.p99_us.saturating_sub(idle));
     result.lag = Some(lag);
     result.set_figures(&FlowRun {
         growth_bytes: result.rss.growth_bytes(),
+        idle_lag_p99_us,
+        lag_over_idle_p99_us,
         load_average_before: load_before,
         load_average_after: load_average(),
         ..moved.figures

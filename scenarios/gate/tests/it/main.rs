@@ -276,6 +276,8 @@ fn flow_run(injected: bool) -> Vec<ScenarioResult> {
             p99_us: 1_900,
             ..weir_harness::LagSeries::default()
         });
+        r.extra.insert("idle_lag_p99_us".into(), Value::from(1_200));
+        r.extra.insert("lag_over_idle_p99_us".into(), Value::from(700));
         results.push(r);
     }
     for size in [8 * MIB, 32 * MIB, 128 * MIB] {

@@ -39,6 +39,14 @@ pub struct FlowRun {
     pub bytes_read: Option<u64>,
     /// Unbounded: why the cap stopped it, when it did.
     pub capped: Option<String>,
+    /// Backpressure group: the p99 lag of the same runtime's heartbeat
+    /// over one idle second just before the run, microseconds: what the
+    /// machine alone costs the heartbeat at that moment.
+    pub idle_lag_p99_us: Option<u64>,
+    /// Backpressure group: the run's p99 lag minus `idle_lag_p99_us`
+    /// (0 when the idle second was the worse), microseconds: what the
+    /// ingestion adds, with a loaded machine's share taken out.
+    pub lag_over_idle_p99_us: Option<u64>,
 }
 
 /// One throughput comparison (variant `throughput`): the engine against a
