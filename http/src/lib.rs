@@ -92,13 +92,14 @@ mod objects;
 mod path;
 pub mod plan;
 mod rows;
+mod sendfile;
 mod server;
 mod source;
 mod throttle;
 mod upload;
 
 pub use body::DeliveryBody;
-pub use config::{DeliveryConfig, MIN_TOKEN_LEN, UploadConfig};
+pub use config::{DeliveryConfig, MIN_TOKEN_LEN, SendPath, UploadConfig};
 pub use delivery::{ConnectionLimits, Delivery, FILES_PREFIX, METRICS_PATH, OBJECTS_PREFIX};
 pub use error::Error;
 pub use metrics::{Metrics, MetricsSnapshot, RuntimeLag, TransferOutcome, UploadOutcome};
