@@ -15,3 +15,4 @@ mod rows;
 mod throttle;
 mod traversal;
 mod uploads;
+mod wire;
