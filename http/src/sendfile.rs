@@ -4,10 +4,16 @@
 //! planning as the hyper path; a plain file body goes from the file to the
 //! socket by `sendfile(2)`, without passing through user space.
 //!
-//! The head is written with `TCP_CORK` set and the socket uncorked after
-//! the first `sendfile`, so that the head and the first bytes leave in the
-//! same segments. Each `sendfile` is capped ([`SEND_MAX`], or the
-//! throttle's chunk) and pays the connection's and the global token buckets
+//! The head is written with `TCP_CORK` set, and the socket stays corked
+//! until the body's last byte (as nginx's `tcp_nopush` does with
+//! `sendfile`), so that the head leaves in the first body segments and
+//! every segment is full. Uncorking after the first `sendfile` instead
+//! measured 1.05x nginx's single-client throughput in one quick run,
+//! corking to the end 1.11x and 1.13x (`weir-lab run delivery --variant
+//! fast`); a transfer that fails closes the socket, corked or not.
+//!
+//! Each `sendfile` is capped ([`SEND_MAX`], or the throttle's chunk) and
+//! pays the connection's and the global token buckets
 //! first; waiting for the socket goes through tokio's readiness
 //! (`writable` + `try_io`), with the write-stall timeout on each wait. A
 //! client gone mid-body fails the next call: the transfer is counted as
@@ -327,7 +333,6 @@ async fn send(stream: &mut TcpStream, body: FileBody, close: bool, settings: &Co
     }
     let per_call = throttle.chunk_size(SEND_MAX) as u64;
     let (mut offset, end) = (range.start, range.end);
-    let mut corked = true;
     let mut since_yield = 0usize;
     while offset < end {
         let due = (end - offset).min(per_call);
@@ -350,10 +355,6 @@ async fn send(stream: &mut TcpStream, body: FileBody, close: bool, settings: &Co
                 Ok(sent) => {
                     guard.sent(sent);
                     since_yield += sent;
-                    if corked {
-                        corked = false;
-                        let _ = rustix::net::sockopt::set_tcp_cork(&*stream, false);
-                    }
                 }
                 Err(error) => {
                     guard.finish(TransferOutcome::Aborted);
@@ -367,6 +368,8 @@ async fn send(stream: &mut TcpStream, body: FileBody, close: bool, settings: &Co
             tokio::task::yield_now().await;
         }
     }
+    // The last partial segment goes out now, not when the cork times out.
+    let _ = rustix::net::sockopt::set_tcp_cork(&*stream, false);
     guard.finish(TransferOutcome::Completed);
     true
 }
