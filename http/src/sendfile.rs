@@ -368,9 +368,14 @@ async fn send(stream: &mut TcpStream, body: FileBody, close: bool, settings: &Co
             tokio::task::yield_now().await;
         }
     }
+    // Counted before the uncork lets the last partial segment go, so that
+    // a client that has read the whole body finds the transfer completed,
+    // as on the hyper path (which counts it when it hands over the last
+    // chunk).
+    guard.finish(TransferOutcome::Completed);
+    drop(guard);
     // The last partial segment goes out now, not when the cork times out.
     let _ = rustix::net::sockopt::set_tcp_cork(&*stream, false);
-    guard.finish(TransferOutcome::Completed);
     true
 }
 

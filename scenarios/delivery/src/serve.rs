@@ -129,12 +129,13 @@ pub struct ServeOptions {
 }
 
 impl ServeOptions {
-    /// Serve `root` on 127.0.0.1 (any port) with weir's defaults.
+    /// Serve `root` on 127.0.0.1 (any port) with weir's defaults (the
+    /// sendfile path).
     pub fn new(root: impl Into<PathBuf>) -> Self {
         let defaults = DeliveryConfig::new(PathBuf::new());
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            server: ServerKind::WeirPull,
+            server: ServerKind::WeirSendfile,
             root: root.into(),
             file: None,
             chunk_size: defaults.chunk_size,
@@ -318,12 +319,13 @@ mod tests {
             .map(|a| a.into_string().unwrap())
             .collect();
         assert!(args.windows(2).any(|w| w[0] == "--rate" && w[1] == "1048576"));
-        assert!(args.windows(2).any(|w| w[0] == "--server" && w[1] == "weir-pull"));
+        assert!(args.windows(2).any(|w| w[0] == "--server" && w[1] == "weir-sendfile"));
         assert!(args.windows(2).any(|w| w[0] == "--send-path" && w[1] == "hyper"));
-        assert_eq!(ServeOptions::new("/srv").config().send_path, SendPath::Hyper);
-        let mut sendfile = ServeOptions::new("/srv");
-        sendfile.server = ServerKind::WeirSendfile;
-        assert_eq!(sendfile.config().send_path, SendPath::Sendfile);
+        assert_eq!(options.config().send_path, SendPath::Hyper, "the flag wins");
+        assert_eq!(ServeOptions::new("/srv").config().send_path, SendPath::Sendfile);
+        let mut pull = ServeOptions::new("/srv");
+        pull.server = ServerKind::WeirPull;
+        assert_eq!(pull.config().send_path, SendPath::Hyper);
         assert_eq!(args.last().map(String::as_str), Some("--exit-on-stdin-eof"));
         assert!(options.config().validate().is_ok());
     }

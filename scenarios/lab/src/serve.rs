@@ -18,8 +18,8 @@ pub struct ServeArgs {
     /// Address to listen on (port 0: any free port, printed on start).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
-    /// `weir-pull`, `weir-sendfile`, `weir-read-ahead`, or `tower-serve-file` (the baseline).
-    #[arg(long, default_value = "weir-pull")]
+    /// `weir-sendfile` (plain file bodies by sendfile(2)), `weir-pull` (every body through hyper), `weir-read-ahead`, or `tower-serve-file` (the baseline).
+    #[arg(long, default_value = "weir-sendfile")]
     pub server: ServerKind,
     /// For `tower-serve-file`: the file under the root served at every path.
     #[arg(long)]
