@@ -105,8 +105,9 @@ pub(crate) async fn serve(
             match direct {
                 Direct::Hyper => None,
                 Direct::Bodiless(head) => {
-                    let head = serialize(&head, close);
-                    Some(write_head(&mut stream, head, false, settings).await.is_ok())
+                    let bytes = serialize(&head, close);
+                    drop(head);
+                    Some(write_head(&mut stream, bytes, false, settings).await.is_ok())
                 }
                 Direct::File(body) => Some(send(&mut stream, *body, close, settings).await),
             }
@@ -325,8 +326,10 @@ async fn send(stream: &mut TcpStream, body: FileBody, close: bool, settings: &Co
         mut guard,
     } = body;
     guard.by_sendfile();
-    let head = serialize(&head, close);
-    if let Err(error) = write_head(stream, head, true, settings).await {
+    let bytes = serialize(&head, close);
+    // Nothing of the response but the file is kept while the body goes out.
+    drop(head);
+    if let Err(error) = write_head(stream, bytes, true, settings).await {
         tracing::debug!(%error, "writing a response head failed");
         guard.finish(TransferOutcome::Aborted);
         return false;
@@ -406,5 +409,84 @@ async fn send_some(
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
             outcome => return outcome,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(head: &[u8]) -> Option<Request<()>> {
+        match parse(head) {
+            Parsed::Request(request) => Some(*request),
+            Parsed::Partial | Parsed::Hyper => None,
+        }
+    }
+
+    #[test]
+    fn only_complete_plain_get_and_head_requests_are_this_paths() {
+        let get = request(b"GET /files/a%20b?x=1 HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\r\nRange: bytes=5-6\r\n\r\n")
+            .unwrap();
+        assert_eq!(get.method(), Method::GET);
+        assert_eq!(get.uri().path(), "/files/a%20b");
+        assert_eq!(
+            get.headers().get_all(header::RANGE).iter().count(),
+            2,
+            "repeated headers stay"
+        );
+        assert_eq!(
+            request(b"HEAD /files/a HTTP/1.1\r\n\r\n").map(|r| r.method().clone()),
+            Some(Method::HEAD)
+        );
+        assert!(matches!(
+            parse(b"GET /files/a HTTP/1.1\r\nHost: x\r\n"),
+            Parsed::Partial
+        ));
+        for hyper in [
+            &b"POST /files/a HTTP/1.1\r\n\r\n"[..],
+            b"GET /files/a HTTP/1.0\r\n\r\n",
+            b"GET /files/a HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+            b"GET /files/a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET /files/a HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+            b"GET /files/a HTTP/1.1\r\nUpgrade: h2c\r\n\r\n",
+            b"GET /files/a HTTP/1.1\r\n\r\nGET /files/b HTTP/1.1\r\n\r\n",
+            b"GET /files/a HTTP/1.1\r\nBad Header\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse(hyper), Parsed::Hyper),
+                "{}",
+                String::from_utf8_lossy(hyper)
+            );
+        }
+    }
+
+    #[test]
+    fn connection_close_is_found_among_the_options() {
+        let mut headers = http::HeaderMap::new();
+        assert!(!wants_close(&headers));
+        headers.append(header::CONNECTION, HeaderValue::from_static("keep-alive, Close"));
+        assert!(wants_close(&headers));
+    }
+
+    #[test]
+    fn heads_are_written_as_hyper_writes_them() {
+        let mut not_modified = Response::new(DeliveryBody::empty());
+        *not_modified.status_mut() = StatusCode::NOT_MODIFIED;
+        not_modified
+            .headers_mut()
+            .insert(header::ETAG, HeaderValue::from_static("\"v1\""));
+        let text = String::from_utf8(serialize(&not_modified, true)).unwrap();
+        assert!(
+            text.starts_with("HTTP/1.1 304 Not Modified\r\netag: \"v1\"\r\ndate: "),
+            "{text}"
+        );
+        assert!(text.ends_with("connection: close\r\n\r\n"), "{text}");
+        assert!(!text.contains("content-length"), "a 304 announces no length: {text}");
+        let missing = Response::new(DeliveryBody::empty());
+        let text = String::from_utf8(serialize(&missing, false)).unwrap();
+        assert!(
+            text.contains("\r\ncontent-length: 0\r\n") && !text.contains("connection"),
+            "{text}"
+        );
     }
 }
