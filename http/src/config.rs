@@ -32,7 +32,9 @@ pub struct DeliveryConfig {
     /// most two chunk buffers (one partly written, one queued), so this sets
     /// the memory per slow client; larger chunks mean fewer syscalls for fast
     /// ones (at 32 KiB and 64 KiB the fast-client throughput measured the
-    /// same here, the slow-client memory did not).
+    /// same here, the slow-client memory did not). Bodies the sendfile
+    /// path sends are not read in chunks: there, only the throttle and a
+    /// 1 MiB cap bound each `sendfile(2)`.
     pub chunk_size: usize,
     /// hyper's buffer ceiling per connection: it pulls the next chunk only
     /// while fewer bytes than this are queued, so with a buffer no larger
