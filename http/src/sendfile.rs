@@ -359,9 +359,15 @@ async fn send(stream: &mut TcpStream, body: FileBody, close: bool, settings: &Co
                     guard.sent(sent);
                     since_yield += sent;
                 }
-                Err(error) => {
+                Err(error) if client_gone(&error) => {
                     guard.finish(TransferOutcome::Aborted);
                     tracing::debug!(%error, offset, end, "client gone mid-body");
+                    return false;
+                }
+                Err(error) => {
+                    // A read error of the file (EIO, say): the source failed.
+                    guard.finish(TransferOutcome::Failed);
+                    tracing::warn!(%error, offset, end, "sendfile failed mid-body");
                     return false;
                 }
             }
@@ -380,6 +386,19 @@ async fn send(stream: &mut TcpStream, body: FileBody, close: bool, settings: &Co
     // The last partial segment goes out now, not when the cork times out.
     let _ = rustix::net::sockopt::set_tcp_cork(&*stream, false);
     true
+}
+
+/// Whether a failed send means the client is gone (hung up, reset, or
+/// stalled past the write-stall timeout) rather than the file failing.
+fn client_gone(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::NotConnected
+            | io::ErrorKind::TimedOut
+    )
 }
 
 /// One `sendfile` of at most `count` bytes from `offset` (advanced by what
@@ -458,6 +477,18 @@ mod tests {
                 String::from_utf8_lossy(hyper)
             );
         }
+    }
+
+    #[test]
+    fn a_hang_up_or_a_stall_is_the_client_and_an_io_error_the_file() {
+        for kind in [
+            io::ErrorKind::BrokenPipe,
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::TimedOut,
+        ] {
+            assert!(client_gone(&io::Error::from(kind)), "{kind:?}");
+        }
+        assert!(!client_gone(&io::Error::from_raw_os_error(5)), "EIO is the file's");
     }
 
     #[test]
