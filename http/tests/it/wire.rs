@@ -185,6 +185,11 @@ async fn both_paths_give_the_same_status_headers_and_body() {
     }
     // Every case with a body went out by sendfile on the sendfile server.
     assert_eq!(sendfile.metrics().snapshot().sendfile_transfers, 5);
+    // A connection is counted closed just after its socket closes.
+    for server in [&hyper, &sendfile] {
+        let metrics = server.metrics();
+        assert!(crate::support::eventually(|| metrics.snapshot().active_connections == 0).await);
+    }
     assert_eq!(hyper.metrics().snapshot(), {
         let mut same = sendfile.metrics().snapshot();
         same.sendfile_transfers = 0;
