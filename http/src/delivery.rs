@@ -194,9 +194,18 @@ impl Delivery {
         if request.method() != Method::GET && request.method() != Method::HEAD {
             return method_not_allowed(self.inner.uploads.is_some());
         }
+        match self.open_file(encoded).await {
+            Ok(representation) => self.respond(connection, request, &representation, requested),
+            Err(refusal) => refusal,
+        }
+    }
+
+    /// Opens the file `encoded` (a URL path below [`FILES_PREFIX`]) names
+    /// beneath the root, or the response that refuses it.
+    async fn open_file(&self, encoded: &str) -> Result<Representation, Response<DeliveryBody>> {
         let relative = match relative_path(encoded) {
             Ok(relative) => relative,
-            Err(refusal) => return refused(&refusal, encoded),
+            Err(refusal) => return Err(refused(&refusal, encoded)),
         };
         let this = self.clone();
         let opened = tokio::task::spawn_blocking(move || {
@@ -209,15 +218,67 @@ impl Delivery {
             Representation::from_file_pooled(file, this.inner.reader, pool).map_err(|e| (Refusal::Io(e), relative))
         })
         .await;
-        let representation = match opened {
-            Ok(Ok(representation)) => representation,
-            Ok(Err((refusal, relative))) => return refused(&refusal, &relative.display().to_string()),
+        match opened {
+            Ok(Ok(representation)) => Ok(representation),
+            Ok(Err((refusal, relative))) => Err(refused(&refusal, &relative.display().to_string())),
             Err(join) => {
                 tracing::error!(error = %join, "opening a file panicked or was cancelled");
-                return status(StatusCode::INTERNAL_SERVER_ERROR);
+                Err(status(StatusCode::INTERNAL_SERVER_ERROR))
+            }
+        }
+    }
+
+    /// Decides a request the sendfile path parsed itself, with the same
+    /// routing, containment and planning as [`handle`](Self::handle): a
+    /// response without a body, a head followed by a range of an open file,
+    /// or [`Direct::Hyper`] for anything this path does not send (the caller
+    /// then hands the request to hyper, which answers it through `handle`).
+    /// A response it decides is counted in the metrics here.
+    pub(crate) async fn direct(
+        &self,
+        connection: &ConnectionLimits,
+        request: &Request<()>,
+        requested: Instant,
+    ) -> Direct {
+        if request.method() != Method::GET && request.method() != Method::HEAD {
+            return Direct::Hyper;
+        }
+        let Some(encoded) = request.uri().path().strip_prefix(FILES_PREFIX) else {
+            return Direct::Hyper;
+        };
+        let direct = match self.open_file(encoded).await {
+            Err(refusal) => Direct::Bodiless(refusal),
+            Ok(representation) => {
+                let (head, body_plan) = self.head(request, &representation);
+                match (body_plan, representation.file()) {
+                    (None, _) => Direct::Bodiless(head),
+                    (Some(BodyPlan::Range(range)), Some(file)) => {
+                        let mut guard = self.inner.metrics.transfer(requested);
+                        if range.is_empty() {
+                            guard.finish(crate::metrics::TransferOutcome::Completed);
+                            Direct::Bodiless(head)
+                        } else {
+                            Direct::File(Box::new(FileBody {
+                                head,
+                                file: Arc::clone(file),
+                                range,
+                                throttle: self.throttle(connection),
+                                guard,
+                            }))
+                        }
+                    }
+                    // Multipart and encoded bodies are hyper's.
+                    (Some(_), _) => return Direct::Hyper,
+                }
             }
         };
-        self.respond(connection, request, &representation, requested)
+        let code = match &direct {
+            Direct::Bodiless(head) => head.status(),
+            Direct::File(body) => body.head.status(),
+            Direct::Hyper => return direct,
+        };
+        self.inner.metrics.response(code.as_u16());
+        direct
     }
 
     async fn object_response<B>(
@@ -291,6 +352,21 @@ impl Delivery {
         representation: &Representation,
         requested: Instant,
     ) -> Response<DeliveryBody> {
+        let (mut response, body_plan) = self.head(request, representation);
+        if let Some(body_plan) = body_plan {
+            *response.body_mut() = self.body(connection, representation, body_plan, requested);
+        }
+        response
+    }
+
+    /// The status and headers of the answer to `request` with
+    /// `representation`, and the body to send (`None` for `HEAD` and for
+    /// answers without one): the one place both send paths decide.
+    fn head<B>(
+        &self,
+        request: &Request<B>,
+        representation: &Representation,
+    ) -> (Response<DeliveryBody>, Option<BodyPlan>) {
         let inner = &self.inner;
         let len = representation.len();
         let decision = plan(
@@ -361,10 +437,7 @@ impl Delivery {
             }
         };
         *response.status_mut() = status;
-        if let (Some(body_plan), false) = (body_plan, is_head) {
-            *response.body_mut() = self.body(connection, representation, body_plan, requested);
-        }
-        response
+        (response, body_plan.filter(|_| !is_head))
     }
 
     fn body(
@@ -411,6 +484,26 @@ impl Delivery {
         };
         DeliveryBody::transfer(source, len, chunk_size, throttle, guard)
     }
+}
+
+/// What [`Delivery::direct`] decided for a request of the sendfile path.
+pub(crate) enum Direct {
+    /// Write this response; it has no body.
+    Bodiless(Response<DeliveryBody>),
+    /// Write the head, then send the range of the file.
+    File(Box<FileBody>),
+    /// Not for the sendfile path: hyper answers it.
+    Hyper,
+}
+
+/// A file body for the sendfile path: the head to write first, the range
+/// to send, the throttle it pays and the transfer's accounting.
+pub(crate) struct FileBody {
+    pub(crate) head: Response<DeliveryBody>,
+    pub(crate) file: Arc<std::fs::File>,
+    pub(crate) range: std::ops::Range<u64>,
+    pub(crate) throttle: Throttle,
+    pub(crate) guard: crate::metrics::TransferGuard,
 }
 
 enum BodyPlan {

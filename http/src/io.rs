@@ -1,6 +1,8 @@
 //! `StallGuard`: a socket wrapper that fails a write which has made no
 //! progress for the write-stall timeout, so a client that stops reading
-//! cannot hold its connection (and the transfer's handle) forever.
+//! cannot hold its connection (and the transfer's handle) forever; and
+//! `Rewind`, which hands bytes already read from a socket back to the next
+//! reader (hyper, when the sendfile path passes a connection on).
 
 use std::future::Future as _;
 use std::io;
@@ -107,6 +109,57 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
     }
 }
 
+/// Reads `prefix` first, then `io`; writes go straight to `io`.
+#[derive(Debug)]
+pub(crate) struct Rewind<T> {
+    prefix: bytes::Bytes,
+    io: T,
+}
+
+impl<T> Rewind<T> {
+    pub(crate) fn new(prefix: bytes::Bytes, io: T) -> Self {
+        Self { prefix, io }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.prefix.is_empty() {
+            return Pin::new(&mut this.io).poll_read(cx, buf);
+        }
+        let n = this.prefix.len().min(buf.remaining());
+        buf.put_slice(&this.prefix.split_to(n));
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -120,6 +173,23 @@ mod tests {
         guarded.write_all(&[0; 1024]).await.unwrap();
         let error = guarded.write_all(&[0; 10]).await.unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test]
+    async fn rewind_reads_the_prefix_before_the_stream_and_writes_through() {
+        let (client, mut server) = tokio::io::duplex(64);
+        let mut rewound = Rewind::new(bytes::Bytes::from_static(b"GET / HT"), client);
+        server.write_all(b"TP/1.1\r\n").await.unwrap();
+        let mut first = [0u8; 3];
+        rewound.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"GET");
+        let mut rest = [0u8; 12];
+        rewound.read_exact(&mut rest).await.unwrap();
+        assert_eq!(&rest, b" / HTTP/1.1\r");
+        rewound.write_all(b"ok").await.unwrap();
+        let mut answer = [0u8; 2];
+        server.read_exact(&mut answer).await.unwrap();
+        assert_eq!(&answer, b"ok");
     }
 
     #[tokio::test(start_paused = true)]

@@ -3,7 +3,7 @@
 //! compression, throttling, prompt cleanup on disconnect and Prometheus
 //! metrics (runtime lag included), and takes uploads into any sink. The lab's
 //! delivery scenario (`scenarios/delivery`) measures it against tower-http's
-//! `ServeFile`.
+//! `ServeFile` and nginx.
 //!
 //! ```no_run
 //! use weir_http::{DeliveryConfig, Server};
@@ -20,9 +20,11 @@
 //!
 //! The pieces:
 //!
-//! - [`Server`]: the hyper HTTP/1.1 server (`GET`/`HEAD` under `/files/`,
+//! - [`Server`]: the HTTP/1.1 server (`GET`/`HEAD` under `/files/`,
 //!   under `/objects/` for an `object_store` store, and `/metrics`), with
-//!   [`DeliveryConfig`] for chunk size, rates, timeouts; [`Delivery`] is its
+//!   [`DeliveryConfig`] for chunk size, rates, timeouts and the
+//!   [`SendPath`]: plain file bodies by `sendfile(2)` from heads the server
+//!   parses itself, everything else through hyper; [`Delivery`] is its
 //!   request handler, usable in any hyper or tower server.
 //! - [`plan`]: RFC 9110 ranges and conditionals, with the policy written
 //!   down (malformed or abusive `Range` ignored, several ranges answered as
@@ -53,7 +55,13 @@
 //!
 //! # Memory per connection
 //!
-//! The body is pull-based: hyper asks for the next chunk only while less than
+//! On the default [`SendPath::Sendfile`], a plain file body (the whole
+//! file or one range) goes from the file to the socket by `sendfile(2)`:
+//! a slow connection holds no buffer of its own, only its task, the
+//! socket and the open file. Every other response goes through hyper, as
+//! below; [`SendPath::Hyper`] sends every body that way.
+//!
+//! On the hyper path the body is pull-based: hyper asks for the next chunk only while less than
 //! [`connection_buffer`](DeliveryConfig::connection_buffer) bytes are queued,
 //! and only then is a chunk read. A client that reads slowly or not at all
 //! therefore pins at most two chunk buffers (64 KiB with the defaults),
@@ -70,7 +78,9 @@
 //!
 //! # Disconnects
 //!
-//! A client that hangs up makes the next write fail; hyper drops the body,
+//! A client that hangs up makes the next write fail (on the sendfile path
+//! the next `sendfile`, which ends the transfer as aborted and closes the
+//! connection); hyper drops the body,
 //! which drops the source at once (closing the file, or the object request)
 //! and counts the transfer as aborted. A client that stops reading without
 //! hanging up is cut off after
@@ -92,13 +102,14 @@ mod objects;
 mod path;
 pub mod plan;
 mod rows;
+mod sendfile;
 mod server;
 mod source;
 mod throttle;
 mod upload;
 
 pub use body::DeliveryBody;
-pub use config::{DeliveryConfig, MIN_TOKEN_LEN, UploadConfig};
+pub use config::{DeliveryConfig, MIN_TOKEN_LEN, SendPath, UploadConfig};
 pub use delivery::{ConnectionLimits, Delivery, FILES_PREFIX, METRICS_PATH, OBJECTS_PREFIX};
 pub use error::Error;
 pub use metrics::{Metrics, MetricsSnapshot, RuntimeLag, TransferOutcome, UploadOutcome};

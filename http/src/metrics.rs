@@ -120,6 +120,7 @@ struct Inner {
     aborted: Counter,
     failed: Counter,
     time_to_first_byte: Histogram,
+    sendfile_transfers: Counter,
     responses: Family<CodeLabels, Counter>,
     received_bytes: Counter,
     active_uploads: Gauge,
@@ -186,6 +187,9 @@ pub struct MetricsSnapshot {
     pub aborted: u64,
     /// Transfers whose source failed.
     pub failed: u64,
+    /// Transfers whose body went out by `sendfile(2)` (counted when they
+    /// start, whatever their outcome).
+    pub sendfile_transfers: u64,
     /// Upload body bytes received (committed or not).
     pub received_bytes: u64,
     /// Uploads running now.
@@ -251,6 +255,12 @@ impl Metrics {
             Unit::Seconds,
             time_to_first_byte.clone(),
         );
+        let sendfile_transfers = Counter::default();
+        registry.register(
+            "sendfile_transfers",
+            "Response bodies sent from the file by sendfile(2) (the sendfile path), whatever their outcome",
+            sendfile_transfers.clone(),
+        );
         let responses = Family::<CodeLabels, Counter>::default();
         registry.register("responses", "Responses by status code", responses.clone());
         let received_bytes = Counter::default();
@@ -292,6 +302,7 @@ impl Metrics {
                 aborted,
                 failed,
                 time_to_first_byte,
+                sendfile_transfers,
                 responses,
                 received_bytes,
                 active_uploads,
@@ -351,6 +362,7 @@ impl Metrics {
             completed: inner.completed.get(),
             aborted: inner.aborted.get(),
             failed: inner.failed.get(),
+            sendfile_transfers: inner.sendfile_transfers.get(),
             received_bytes: inner.received_bytes.get(),
             active_uploads: inner.active_uploads.get(),
             uploads_committed: self.uploads(UploadOutcome::Committed),
@@ -454,6 +466,11 @@ impl TransferGuard {
                 .observe(self.requested.elapsed().as_secs_f64());
         }
         self.metrics.inner.sent_bytes.inc_by(bytes as u64);
+    }
+
+    /// Counts this transfer as sent by `sendfile(2)`.
+    pub(crate) fn by_sendfile(&mut self) {
+        self.metrics.inner.sendfile_transfers.inc();
     }
 
     /// Sets the outcome (the first one set wins).

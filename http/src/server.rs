@@ -16,11 +16,11 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::DeliveryConfig;
-use crate::delivery::{Delivery, service};
+use crate::config::{DeliveryConfig, SendPath};
+use crate::delivery::{ConnectionLimits, Delivery, service};
 use crate::error::Error;
-use crate::io::StallGuard;
-use crate::metrics::Metrics;
+use crate::io::{Rewind, StallGuard};
+use crate::metrics::{ConnectionGuard, Metrics};
 use crate::source::FileReader;
 
 /// How connections are driven; the same for every server in a run so that
@@ -57,6 +57,16 @@ impl ConnectionSettings {
         }
         builder
     }
+}
+
+/// One accepted connection's parts, built by the accept loop's `make`.
+pub(crate) struct Accepted<S> {
+    /// The hyper service.
+    pub(crate) service: S,
+    /// Its metrics guard, if counted.
+    pub(crate) guard: Option<ConnectionGuard>,
+    /// The handler and throttle share of the sendfile path, when it is on.
+    pub(crate) direct: Option<(Delivery, ConnectionLimits)>,
 }
 
 /// Triggers a server's shutdown from anywhere; cheap to clone.
@@ -107,16 +117,28 @@ impl Server {
         let local_addr = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
         let counting = metrics.clone();
         let probe = metrics.clone();
+        let sendfile = config.send_path == SendPath::Sendfile;
         let server = Self::start(listener, local_addr, settings, metrics, move || {
             let connection = delivery.connection();
-            (service(delivery.clone(), connection), Some(counting.connection()))
+            let direct = sendfile.then(|| (delivery.clone(), connection.clone()));
+            Accepted {
+                service: service(delivery.clone(), connection),
+                guard: Some(counting.connection()),
+                direct,
+            }
         });
         if let Some(every) = config.lag_probe_every {
             server
                 .tracker
                 .spawn(crate::lag::probe(probe, every, server.token.clone()));
         }
-        tracing::info!(%local_addr, root = %config.root.display(), reader = reader.name(), "delivery server listening");
+        tracing::info!(
+            %local_addr,
+            root = %config.root.display(),
+            reader = reader.name(),
+            send_path = config.send_path.name(),
+            "delivery server listening"
+        );
         Ok(server)
     }
 
@@ -150,7 +172,11 @@ impl Server {
             .map_err(|source| Error::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
         Ok(Self::start(listener, local_addr, settings, Metrics::new(), move || {
-            (make(), None)
+            Accepted {
+                service: make(),
+                guard: None,
+                direct: None,
+            }
         }))
     }
 
@@ -164,7 +190,7 @@ impl Server {
         make: F,
     ) -> Self
     where
-        F: Fn() -> (S, Option<crate::metrics::ConnectionGuard>) + Send + 'static,
+        F: Fn() -> Accepted<S> + Send + 'static,
         S: HttpService<Incoming, ResBody = B> + Send + 'static,
         S::Future: Send,
         B: Body + Send + 'static,
@@ -234,7 +260,7 @@ async fn accept_loop<F, S, B>(
     metrics: Metrics,
     make: F,
 ) where
-    F: Fn() -> (S, Option<crate::metrics::ConnectionGuard>) + Send + 'static,
+    F: Fn() -> Accepted<S> + Send + 'static,
     S: HttpService<Incoming, ResBody = B> + Send + 'static,
     S::Future: Send,
     B: Body + Send + 'static,
@@ -262,12 +288,12 @@ async fn accept_loop<F, S, B>(
             drop(stream);
             continue;
         };
-        let (service, guard) = make();
+        let Accepted { service, guard, direct } = make();
         let builder = Arc::clone(&builder);
         let token = token.clone();
         let settings = settings.clone();
         tracker.spawn(async move {
-            drive(stream, service, &builder, &settings, &token).await;
+            drive(stream, service, direct, &builder, &settings, &token).await;
             drop(guard);
             drop(slot);
         });
@@ -278,6 +304,7 @@ async fn accept_loop<F, S, B>(
 async fn drive<S, B>(
     stream: TcpStream,
     service: S,
+    direct: Option<(Delivery, ConnectionLimits)>,
     builder: &http1::Builder,
     settings: &ConnectionSettings,
     token: &CancellationToken,
@@ -287,7 +314,17 @@ async fn drive<S, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let _ = stream.set_nodelay(true);
-    let io = TokioIo::new(StallGuard::new(stream, settings.write_stall_timeout));
+    // The sendfile path first, when on: it answers what it can and hands
+    // the connection to hyper, with what it read, at the first request it
+    // does not answer.
+    let (stream, read) = match direct {
+        Some((delivery, limits)) => match crate::sendfile::serve(stream, &delivery, &limits, settings, token).await {
+            crate::sendfile::Ended::Closed => return,
+            crate::sendfile::Ended::Hyper { stream, read } => (stream, read),
+        },
+        None => (stream, bytes::Bytes::new()),
+    };
+    let io = TokioIo::new(StallGuard::new(Rewind::new(read, stream), settings.write_stall_timeout));
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
     let result = tokio::select! {

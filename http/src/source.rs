@@ -89,6 +89,9 @@ pub struct Representation {
     last_modified: Option<SystemTime>,
     content_type: HeaderValue,
     opener: Arc<dyn RangeOpen>,
+    /// The open file behind a file representation (the sendfile path sends
+    /// from it); `None` for anything else.
+    file: Option<Arc<File>>,
 }
 
 impl Representation {
@@ -101,6 +104,7 @@ impl Representation {
             last_modified: None,
             content_type: HeaderValue::from_static("application/octet-stream"),
             opener: Arc::new(opener),
+            file: None,
         }
     }
 
@@ -125,16 +129,18 @@ impl Representation {
         let etag = format!("\"{:x}-{:x}-{:x}\"", meta.ino(), meta.len(), mtime_ns)
             .parse::<ETag>()
             .ok();
+        let file = Arc::new(file);
         Ok(Self {
             len: meta.len(),
             etag,
             last_modified: modified,
             content_type: HeaderValue::from_static("application/octet-stream"),
             opener: Arc::new(FileOpener {
-                file: Arc::new(file),
+                file: Arc::clone(&file),
                 reader,
                 pool,
             }),
+            file: Some(file),
         })
     }
 
@@ -189,6 +195,11 @@ impl Representation {
         let len = range.end.saturating_sub(range.start);
         let inner = self.opener.open(range, chunk_size)?;
         Ok(Box::pin(bounded(inner, len)))
+    }
+
+    /// The open file, when this represents one.
+    pub(crate) fn file(&self) -> Option<&Arc<File>> {
+        self.file.as_ref()
     }
 
     /// The opener, for composing parts lazily.

@@ -1,14 +1,17 @@
 //! HEAD, validators and `304 Not Modified` over real requests.
 
 use weir_http::client::Client;
-use weir_http::{DeliveryConfig, FileReader};
+use weir_http::{DeliveryConfig, FileReader, SendPath};
 
 use crate::support::{Fixture, MTIME_HTTP, content, start};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn head_describes_the_file_without_a_body() {
+async fn head_describes_the_file_without_a_body(path: SendPath) {
     let fixture = Fixture::new();
-    let server = start(DeliveryConfig::new(fixture.path()), FileReader::Pull).await;
+    let server = start(
+        DeliveryConfig::new(fixture.path()).with_send_path(path),
+        FileReader::Pull,
+    )
+    .await;
     let mut client = Client::connect(server.local_addr()).await.unwrap();
     let head = client.fetch("HEAD", "/files/big.bin", &[]).await.unwrap();
     assert_eq!(head.status, 200);
@@ -25,13 +28,19 @@ async fn head_describes_the_file_without_a_body() {
     let spaced = client.get("/files/sub/a%20b.bin", &[]).await.unwrap();
     assert_eq!(&spaced.body[..], b"spaced");
     assert_eq!(server.metrics().snapshot().completed, 3);
+    // The empty file's body is no transfer to send.
+    crate::support::assert_sendfile_transfers(path, server.metrics(), 2);
     server.shutdown().await;
 }
+on_each_path!(head_describes_the_file_without_a_body);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fresh_validator_gets_304_and_a_changed_file_does_not() {
+async fn a_fresh_validator_gets_304_and_a_changed_file_does_not(path: SendPath) {
     let fixture = Fixture::new();
-    let server = start(DeliveryConfig::new(fixture.path()), FileReader::Pull).await;
+    let server = start(
+        DeliveryConfig::new(fixture.path()).with_send_path(path),
+        FileReader::Pull,
+    )
+    .await;
     let mut client = Client::connect(server.local_addr()).await.unwrap();
     let first = client.get("/files/small.bin", &[]).await.unwrap();
     let etag = first.header("etag").to_owned();
@@ -68,3 +77,4 @@ async fn a_fresh_validator_gets_304_and_a_changed_file_does_not() {
     assert_eq!((resumed.status.as_u16(), &resumed.body[..]), (200, &b"changed"[..]));
     server.shutdown().await;
 }
+on_each_path!(a_fresh_validator_gets_304_and_a_changed_file_does_not);

@@ -7,18 +7,17 @@ use std::time::Duration;
 use http_body_util::{BodyExt, Empty};
 use weir_harness::open_fds;
 use weir_http::client::{Client, download};
-use weir_http::{DeliveryConfig, FileReader};
+use weir_http::{DeliveryConfig, FileReader, SendPath};
 
 use crate::support::{Fixture, eventually, start};
 
 const BIG: u64 = 32 << 20;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_storm_of_hang_ups_leaves_no_descriptor_or_transfer_behind() {
+async fn a_storm_of_hang_ups_leaves_no_descriptor_or_transfer_behind(path: SendPath) {
     for reader in [FileReader::Pull, FileReader::ReadAhead] {
         let fixture = Fixture::new();
         fixture.add_big("huge.bin", BIG);
-        let server = start(DeliveryConfig::new(fixture.path()), reader).await;
+        let server = start(DeliveryConfig::new(fixture.path()).with_send_path(path), reader).await;
         let addr = server.local_addr();
         // Warm-up: runtime threads and lazily opened descriptors exist first.
         download(addr, "/files/huge.bin", None, Some(1 << 20), None)
@@ -48,16 +47,20 @@ async fn a_storm_of_hang_ups_leaves_no_descriptor_or_transfer_behind() {
             open_fds()
         );
         assert_eq!(snapshot.aborted - aborted_before, 200, "{reader:?}");
+        let sent_by_sendfile = if path == SendPath::Sendfile { 201 } else { 0 };
+        assert_eq!(snapshot.sendfile_transfers, sent_by_sendfile, "{reader:?}");
         assert_eq!(snapshot.failed, 0);
         server.shutdown().await;
     }
 }
+on_each_path!(a_storm_of_hang_ups_leaves_no_descriptor_or_transfer_behind);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_stops_reading_is_cut_off_by_the_stall_timeout() {
+async fn a_client_that_stops_reading_is_cut_off_by_the_stall_timeout(path: SendPath) {
     let fixture = Fixture::new();
     fixture.add_big("huge.bin", BIG);
-    let config = DeliveryConfig::new(fixture.path()).with_write_stall_timeout(Some(Duration::from_millis(300)));
+    let config = DeliveryConfig::new(fixture.path())
+        .with_send_path(path)
+        .with_write_stall_timeout(Some(Duration::from_millis(300)));
     let server = start(config, FileReader::Pull).await;
     let mut client = Client::connect(server.local_addr()).await.unwrap();
     let request = http::Request::get("/files/huge.bin").body(Empty::new()).unwrap();
@@ -74,15 +77,16 @@ async fn a_client_that_stops_reading_is_cut_off_by_the_stall_timeout() {
     );
     assert_eq!(metrics.snapshot().active_transfers, 0);
     assert!(metrics.snapshot().sent_bytes < BIG);
+    crate::support::assert_sendfile_transfers(path, &metrics, 1);
     drop(body);
     server.shutdown().await;
 }
+on_each_path!(a_client_that_stops_reading_is_cut_off_by_the_stall_timeout);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_ends_stalled_transfers_after_the_grace_period() {
+async fn shutdown_ends_stalled_transfers_after_the_grace_period(path: SendPath) {
     let fixture = Fixture::new();
     fixture.add_big("huge.bin", BIG);
-    let mut config = DeliveryConfig::new(fixture.path());
+    let mut config = DeliveryConfig::new(fixture.path()).with_send_path(path);
     config.shutdown_grace = Duration::from_millis(200);
     let server = start(config, FileReader::ReadAhead).await;
     let mut client = Client::connect(server.local_addr()).await.unwrap();
@@ -98,3 +102,4 @@ async fn shutdown_ends_stalled_transfers_after_the_grace_period() {
     );
     drop(response);
 }
+on_each_path!(shutdown_ends_stalled_transfers_after_the_grace_period);

@@ -2,7 +2,7 @@
 //! first byte, responses by status.
 
 use weir_http::client::Client;
-use weir_http::{DeliveryConfig, FileReader};
+use weir_http::{DeliveryConfig, FileReader, SendPath};
 
 use crate::support::{Fixture, start};
 
@@ -13,10 +13,13 @@ fn value(text: &str, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("{series} missing from:\n{text}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_count_what_was_sent() {
+async fn metrics_count_what_was_sent(path: SendPath) {
     let fixture = Fixture::new();
-    let server = start(DeliveryConfig::new(fixture.path()), FileReader::Pull).await;
+    let server = start(
+        DeliveryConfig::new(fixture.path()).with_send_path(path),
+        FileReader::Pull,
+    )
+    .await;
     let mut client = Client::connect(server.local_addr()).await.unwrap();
     let mut sent = 0;
     for (path, range) in [
@@ -47,11 +50,14 @@ async fn metrics_count_what_was_sent() {
     assert_eq!(value(&text, "weir_delivery_responses_total{code=\"206\"}"), 2.0);
     assert_eq!(value(&text, "weir_delivery_responses_total{code=\"404\"}"), 1.0);
     assert!(text.trim_end().ends_with("# EOF"));
+    // The whole file and the single range; the multipart answer is hyper's.
+    crate::support::assert_sendfile_transfers(path, server.metrics(), 2);
     let post = client.fetch("POST", "/metrics", &[]).await.unwrap();
     assert_eq!(post.status, 405);
     assert_eq!(post.header("allow"), "GET, HEAD");
     server.shutdown().await;
 }
+on_each_path!(metrics_count_what_was_sent);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runtime_lag_is_exposed_while_serving() {

@@ -8,7 +8,7 @@ use std::cell::{Cell, RefCell};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use weir_http::client::Client;
-use weir_http::{DeliveryConfig, FileReader};
+use weir_http::{DeliveryConfig, FileReader, SendPath};
 
 use crate::support::{Background, Expected, FILES, Fixture, Spec, content, expected, parse_multipart};
 
@@ -79,9 +79,9 @@ fn check(background: &Background, client: &mut Client, file: usize, specs: &[Spe
     Ok(())
 }
 
-fn run(reader: FileReader, cases: u32) {
+fn run(reader: FileReader, path: SendPath, cases: u32) {
     let fixture = Fixture::new();
-    let background = Background::start(DeliveryConfig::new(fixture.path()), reader);
+    let background = Background::start(DeliveryConfig::new(fixture.path()).with_send_path(path), reader);
     let client = RefCell::new(background.runtime.block_on(Client::connect(background.addr())).unwrap());
     let mut runner = TestRunner::new(Config {
         cases,
@@ -91,6 +91,11 @@ fn run(reader: FileReader, cases: u32) {
     let checked = Cell::new(0u32);
     let outcome = runner.run(&case(), |(file, specs)| {
         checked.set(checked.get() + 1);
+        if path == SendPath::Sendfile {
+            // A multipart answer hands its connection to hyper for good: a
+            // fresh one per case keeps every single range on sendfile.
+            *client.borrow_mut() = background.runtime.block_on(Client::connect(background.addr())).unwrap();
+        }
         check(&background, &mut client.borrow_mut(), file, &specs)
     });
     if let Err(failure) = outcome {
@@ -99,14 +104,29 @@ fn run(reader: FileReader, cases: u32) {
     assert!(checked.get() >= cases, "only {} cases ran", checked.get());
     let snapshot = background.metrics().snapshot();
     assert_eq!((snapshot.failed, snapshot.active_transfers), (0, 0));
+    if path == SendPath::Sendfile {
+        // Most cases are one range or the whole file (the rest multipart
+        // or bodiless): they went out by sendfile.
+        assert!(
+            snapshot.sendfile_transfers > u64::from(cases) / 3,
+            "{} of {cases} by sendfile",
+            snapshot.sendfile_transfers
+        );
+    }
 }
 
 #[test]
 fn random_ranges_match_the_files_slices_with_pull_reads() {
-    run(FileReader::Pull, 1200);
+    run(FileReader::Pull, SendPath::Hyper, 1200);
+}
+
+#[test]
+fn random_ranges_match_the_files_slices_by_sendfile() {
+    // Multipart answers among them go through hyper on the same connection.
+    run(FileReader::Pull, SendPath::Sendfile, 1200);
 }
 
 #[test]
 fn random_ranges_match_the_files_slices_with_read_ahead() {
-    run(FileReader::ReadAhead, 300);
+    run(FileReader::ReadAhead, SendPath::Hyper, 300);
 }

@@ -70,6 +70,33 @@ fn write_file(path: &Path, bytes: &[u8]) {
         .unwrap();
 }
 
+/// Runs the async test `fn $test(path: SendPath)` once on each send path,
+/// as the tests `$test::hyper` and `$test::sendfile`: every behaviour the
+/// hyper path shows, the sendfile path must show too.
+macro_rules! on_each_path {
+    ($test:ident) => {
+        mod $test {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn hyper() {
+                super::$test(weir_http::SendPath::Hyper).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sendfile() {
+                super::$test(weir_http::SendPath::Sendfile).await;
+            }
+        }
+    };
+}
+
+/// Asserts that `sent` transfers went out by sendfile on the sendfile path
+/// (so that its tests cannot pass on hyper's fallback alone), none on
+/// hyper's.
+pub fn assert_sendfile_transfers(path: weir_http::SendPath, metrics: &Metrics, sent: u64) {
+    let expected = if path == weir_http::SendPath::Sendfile { sent } else { 0 };
+    assert_eq!(metrics.snapshot().sendfile_transfers, expected, "{path:?}");
+}
+
 /// A server started on the current runtime.
 pub async fn start(config: DeliveryConfig, reader: FileReader) -> Server {
     Server::bind_with(SocketAddr::from(([127, 0, 0, 1], 0)), config, reader)

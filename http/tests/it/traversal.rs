@@ -5,7 +5,7 @@
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use weir_http::client::Client;
-use weir_http::{DeliveryConfig, FileReader};
+use weir_http::{DeliveryConfig, FileReader, SendPath};
 
 use crate::support::{Fixture, start};
 
@@ -20,11 +20,10 @@ async fn raw_status(addr: std::net::SocketAddr, target: &str) -> u16 {
     text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nothing_outside_the_root_can_be_reached() {
+async fn nothing_outside_the_root_can_be_reached(path: SendPath) {
     for reader in [FileReader::Pull, FileReader::ReadAhead] {
         let fixture = Fixture::new();
-        let server = start(DeliveryConfig::new(fixture.path()), reader).await;
+        let server = start(DeliveryConfig::new(fixture.path()).with_send_path(path), reader).await;
         let addr = server.local_addr();
         let mut client = Client::connect(addr).await.unwrap();
         let outside = fixture.outside.path().file_name().unwrap().to_str().unwrap().to_owned();
@@ -76,3 +75,4 @@ async fn nothing_outside_the_root_can_be_reached() {
         server.shutdown().await;
     }
 }
+on_each_path!(nothing_outside_the_root_can_be_reached);

@@ -32,8 +32,9 @@ pub(crate) const SECTION: Section = Section {
 };
 
 /// The servers, in display order, with their labels.
-const SERVERS: [(&str, &str); 4] = [
+const SERVERS: [(&str, &str); 5] = [
     ("weir-pull", "weir (pull)"),
+    ("weir-sendfile", "weir (sendfile)"),
     ("weir-read-ahead", "weir (engine read-ahead)"),
     ("tower-serve-file", "tower-http ServeFile"),
     ("nginx", "nginx (sendfile)"),

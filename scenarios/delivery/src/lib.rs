@@ -516,7 +516,11 @@ async fn slow(params: &DeliveryParams, dir: &Path, kind: ServerKind, phase: Phas
     let faults = stats.minor_faults() - faults_before;
     let hwm = stats.peak_rss();
     let rss = sampler.stop();
-    let lag = server_lag(&server, kind).await;
+    let scraped = if kind.reader().is_some() {
+        Scraped::from(server.addr).await.ok()
+    } else {
+        None
+    };
     server.stop();
 
     let mut result = result(params, phase, kind).with_transfer(delivered, elapsed);
@@ -547,7 +551,8 @@ async fn slow(params: &DeliveryParams, dir: &Path, kind: ServerKind, phase: Phas
         client_failures: failures.len() as u64,
         fresh_request_max_ms: fresh_ms.iter().copied().fold(0.0, f64::max),
         fresh_request_ms: fresh_ms,
-        server_lag: lag,
+        server_lag: scraped.as_ref().map(Scraped::lag),
+        server_sendfile_transfers: scraped.as_ref().map(Scraped::sendfile_transfers),
         ..DeliverySlow::default()
     });
     if let Some(first) = failures.first() {
@@ -756,6 +761,7 @@ async fn storm(params: &DeliveryParams, dir: &Path, kind: ServerKind) -> Result<
         server_aborted_transfers: transfers.map(|(aborted, _)| aborted),
         server_active_transfers_after: transfers.map(|(_, active)| active),
         server_lag: scraped.as_ref().map(Scraped::lag),
+        server_sendfile_transfers: scraped.as_ref().map(Scraped::sendfile_transfers),
     });
     if let Some(first) = failures.first() {
         result.outcome = format!(
@@ -815,6 +821,11 @@ impl Scraped {
     /// Uploads that ended with `outcome`.
     pub(crate) fn uploads(&self, outcome: &str) -> u64 {
         self.value(&format!("weir_delivery_uploads_total{{outcome=\"{outcome}\"}}")) as u64
+    }
+
+    /// Transfers the server sent by `sendfile(2)` since it started.
+    pub(crate) fn sendfile_transfers(&self) -> u64 {
+        self.value("weir_delivery_sendfile_transfers_total") as u64
     }
 
     /// The runtime lag the server's probe measured since it started.

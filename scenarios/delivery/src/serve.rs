@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::num::NonZeroU64;
 use std::path::PathBuf;
 
+pub use weir_http::SendPath;
 use weir_http::{DeliveryConfig, FileReader, Server, UploadConfig};
 
 use crate::error::Error;
@@ -21,8 +22,12 @@ pub const READY_PREFIX: &str = "weir-delivery listening on ";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ServerKind {
-    /// weir-delivery with pull-based positional reads (the default).
+    /// weir-delivery with pull-based positional reads, every body through
+    /// hyper.
     WeirPull,
+    /// weir-delivery with plain file bodies sent by `sendfile(2)` (the rest
+    /// through hyper, with pull reads).
+    WeirSendfile,
     /// weir-delivery with the engine's read-ahead `FileSource`.
     WeirReadAhead,
     /// tower-http's `ServeFile`, the baseline behind weir's accept loop.
@@ -34,12 +39,19 @@ pub enum ServerKind {
 
 impl ServerKind {
     /// Every kind, in report order.
-    pub const ALL: [Self; 4] = [Self::WeirPull, Self::WeirReadAhead, Self::TowerServeFile, Self::Nginx];
+    pub const ALL: [Self; 5] = [
+        Self::WeirPull,
+        Self::WeirSendfile,
+        Self::WeirReadAhead,
+        Self::TowerServeFile,
+        Self::Nginx,
+    ];
 
     /// The name on command lines and in results.
     pub fn name(self) -> &'static str {
         match self {
             Self::WeirPull => "weir-pull",
+            Self::WeirSendfile => "weir-sendfile",
             Self::WeirReadAhead => "weir-read-ahead",
             Self::TowerServeFile => "tower-serve-file",
             Self::Nginx => "nginx",
@@ -49,8 +61,17 @@ impl ServerKind {
     /// The file reader of a weir kind.
     pub fn reader(self) -> Option<FileReader> {
         match self {
-            Self::WeirPull => Some(FileReader::Pull),
+            Self::WeirPull | Self::WeirSendfile => Some(FileReader::Pull),
             Self::WeirReadAhead => Some(FileReader::ReadAhead),
+            Self::TowerServeFile | Self::Nginx => None,
+        }
+    }
+
+    /// The send path of a weir kind.
+    pub fn send_path(self) -> Option<SendPath> {
+        match self {
+            Self::WeirPull | Self::WeirReadAhead => Some(SendPath::Hyper),
+            Self::WeirSendfile => Some(SendPath::Sendfile),
             Self::TowerServeFile | Self::Nginx => None,
         }
     }
@@ -61,7 +82,9 @@ impl std::str::FromStr for ServerKind {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         Self::ALL.into_iter().find(|k| k.name() == text).ok_or_else(|| {
-            format!("unknown server {text:?} (expected weir-pull, weir-read-ahead, tower-serve-file or nginx)")
+            format!(
+                "unknown server {text:?} (expected weir-pull, weir-sendfile, weir-read-ahead, tower-serve-file or nginx)"
+            )
         })
     }
 }
@@ -88,6 +111,8 @@ pub struct ServeOptions {
     pub global_rate: Option<NonZeroU64>,
     /// Runtime worker threads.
     pub threads: usize,
+    /// How a weir server sends plain file bodies; `None`: as its kind says.
+    pub send_path: Option<SendPath>,
     /// Shut down gracefully when standard input reaches end of file (how a
     /// parent process stops its server).
     pub exit_on_stdin_eof: bool,
@@ -104,12 +129,13 @@ pub struct ServeOptions {
 }
 
 impl ServeOptions {
-    /// Serve `root` on 127.0.0.1 (any port) with weir's defaults.
+    /// Serve `root` on 127.0.0.1 (any port) with weir's defaults (the
+    /// sendfile path).
     pub fn new(root: impl Into<PathBuf>) -> Self {
         let defaults = DeliveryConfig::new(PathBuf::new());
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            server: ServerKind::WeirPull,
+            server: ServerKind::WeirSendfile,
             root: root.into(),
             file: None,
             chunk_size: defaults.chunk_size,
@@ -117,6 +143,7 @@ impl ServeOptions {
             rate: None,
             global_rate: None,
             threads: 2,
+            send_path: None,
             exit_on_stdin_eof: false,
             upload_token: None,
             max_uploads: 64,
@@ -130,7 +157,8 @@ impl ServeOptions {
         let mut config = DeliveryConfig::new(self.root.clone())
             .with_chunk_size(self.chunk_size)
             .with_per_connection_rate(self.rate)
-            .with_global_rate(self.global_rate);
+            .with_global_rate(self.global_rate)
+            .with_send_path(self.send_path.or(self.server.send_path()).unwrap_or_default());
         config.connection_buffer = self.connection_buffer;
         if let Some(token) = &self.upload_token {
             config = config.with_uploads(UploadConfig::new(token.clone()).with_max_concurrent(self.max_uploads));
@@ -158,6 +186,9 @@ impl ServeOptions {
             "--threads".into(),
             self.threads.to_string().into(),
         ];
+        if let Some(path) = self.send_path {
+            args.extend(["--send-path".into(), path.name().into()]);
+        }
         if let Some(file) = &self.file {
             args.extend(["--file".into(), file.clone().into()]);
         }
@@ -281,13 +312,20 @@ mod tests {
         let mut options = ServeOptions::new("/srv");
         options.rate = NonZeroU64::new(1 << 20);
         options.exit_on_stdin_eof = true;
+        options.send_path = Some(SendPath::Hyper);
         let args: Vec<String> = options
             .to_args()
             .into_iter()
             .map(|a| a.into_string().unwrap())
             .collect();
         assert!(args.windows(2).any(|w| w[0] == "--rate" && w[1] == "1048576"));
-        assert!(args.windows(2).any(|w| w[0] == "--server" && w[1] == "weir-pull"));
+        assert!(args.windows(2).any(|w| w[0] == "--server" && w[1] == "weir-sendfile"));
+        assert!(args.windows(2).any(|w| w[0] == "--send-path" && w[1] == "hyper"));
+        assert_eq!(options.config().send_path, SendPath::Hyper, "the flag wins");
+        assert_eq!(ServeOptions::new("/srv").config().send_path, SendPath::Sendfile);
+        let mut pull = ServeOptions::new("/srv");
+        pull.server = ServerKind::WeirPull;
+        assert_eq!(pull.config().send_path, SendPath::Hyper);
         assert_eq!(args.last().map(String::as_str), Some("--exit-on-stdin-eof"));
         assert!(options.config().validate().is_ok());
     }

@@ -10,7 +10,7 @@ use crate::RunArgs;
 /// Runs the delivery scenario as `args` asks: `--full` for the full
 /// profile, `--size` for the file size, `--variant` to pick phases
 /// (`slow`, `crowd`, `fast`, `storm`, `upload`, `compressed`, `encoding`, `rows`) and servers (`weir-pull`,
-/// `weir-read-ahead`, `tower-serve-file`, `nginx`).
+/// `weir-sendfile`, `weir-read-ahead`, `tower-serve-file`, `nginx`).
 pub fn run(args: &RunArgs) -> anyhow::Result<Vec<ScenarioResult>> {
     let mut params = if args.full {
         DeliveryParams::full()

@@ -7,7 +7,7 @@ use std::num::NonZeroU64;
 use std::path::PathBuf;
 
 use clap::Args;
-use weir_delivery::serve::{ServeOptions, ServerKind};
+use weir_delivery::serve::{SendPath, ServeOptions, ServerKind};
 
 /// Arguments of `weir-lab serve`.
 #[derive(Debug, Args)]
@@ -18,8 +18,8 @@ pub struct ServeArgs {
     /// Address to listen on (port 0: any free port, printed on start).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
-    /// `weir-pull`, `weir-read-ahead`, or `tower-serve-file` (the baseline).
-    #[arg(long, default_value = "weir-pull")]
+    /// `weir-sendfile` (plain file bodies by sendfile(2)), `weir-pull` (every body through hyper), `weir-read-ahead`, or `tower-serve-file` (the baseline).
+    #[arg(long, default_value = "weir-sendfile")]
     pub server: ServerKind,
     /// For `tower-serve-file`: the file under the root served at every path.
     #[arg(long)]
@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// Runtime worker threads.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// How a weir server sends plain file bodies: `hyper` (copied through
+    /// user space) or `sendfile`; by default as `--server` says (`weir-sendfile`: sendfile).
+    #[arg(long)]
+    pub send_path: Option<SendPath>,
     /// Shut down when standard input closes (how the scenario stops it).
     #[arg(long)]
     pub exit_on_stdin_eof: bool,
@@ -67,6 +71,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     options.rate = args.rate.and_then(NonZeroU64::new);
     options.global_rate = args.global_rate.and_then(NonZeroU64::new);
     options.threads = args.threads;
+    options.send_path = args.send_path;
     options.exit_on_stdin_eof = args.exit_on_stdin_eof;
     options.upload_token.clone_from(&args.upload_token);
     options.max_uploads = args.max_uploads;

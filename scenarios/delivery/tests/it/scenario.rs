@@ -33,11 +33,11 @@ async fn a_tiny_run_writes_every_result() {
     params.range_requests = 40;
     params.range_rounds = 2;
     let results = run(&params, out.path()).await.unwrap();
-    // 5 phases x 4 servers (nginx included: `just nginx-install`), and
+    // 5 phases x 5 servers (nginx included: `just nginx-install`), and
     // weir-pull's upload, compressed, encoding and rows phases (PostgreSQL:
     // `just pg-up`; without it the run fails, naming it).
-    assert_eq!(results.len(), 24);
-    assert_eq!(weir_harness::load_results(out.path()).unwrap().len(), 24);
+    assert_eq!(results.len(), 29);
+    assert_eq!(weir_harness::load_results(out.path()).unwrap().len(), 29);
     for result in &results {
         assert!(result.is_ok(), "{}: {}", result.variant, result.outcome);
         weir_harness::figures::conforms(result).unwrap();
@@ -78,6 +78,14 @@ async fn a_tiny_run_writes_every_result() {
     for crowd in results.iter().filter(|r| r.variant.starts_with("crowd-")) {
         let f = crowd.figures::<DeliverySlow>().unwrap();
         assert_eq!(f.clients, 12);
+        // Every client and fresh request of the sendfile path by sendfile,
+        // none of the others'.
+        let by_sendfile = f.server_sendfile_transfers.unwrap_or(0);
+        if crowd.variant.ends_with("weir-sendfile") {
+            assert!(by_sendfile > 12, "{f:?}");
+        } else {
+            assert_eq!(by_sendfile, 0, "{}: {f:?}", crowd.variant);
+        }
         assert!(
             f.rss_slope_bytes_per_client.is_some() && f.fresh_request_max_ms > 0.0,
             "{f:?}"

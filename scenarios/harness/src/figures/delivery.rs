@@ -65,6 +65,10 @@ pub struct DeliverySlow {
     pub rss_slope_bytes_per_client: Option<f64>,
     /// The server's runtime lag over the phase (weir servers only).
     pub server_lag: Option<ServerLag>,
+    /// Transfers the server sent by `sendfile(2)` (weir servers only, from
+    /// `/metrics`): every client's and fresh request's on the sendfile path,
+    /// none on hyper's.
+    pub server_sendfile_transfers: Option<u64>,
 }
 
 /// Fast clients against one server (variants `fast-<server>`).
@@ -140,6 +144,9 @@ pub struct DeliveryStorm {
     pub server_active_transfers_after: Option<i64>,
     /// The server's runtime lag over the phase (weir servers only).
     pub server_lag: Option<ServerLag>,
+    /// Transfers the server sent by `sendfile(2)`, warm-ups included (weir
+    /// servers only).
+    pub server_sendfile_transfers: Option<u64>,
 }
 
 /// The server's runtime lag over a phase, from its `/metrics` (the lag
