@@ -164,18 +164,34 @@ fn chaos(r: &Results<'_>) -> Option<Row> {
     ])
 }
 
+/// weir's server in a phase: the default send path's result (sendfile),
+/// or, in results from before it, the hyper path's; and the path's name.
+fn weir_server<'a>(r: &Results<'a>, phase: &str) -> Option<(&'a ScenarioResult, &'static str)> {
+    r.newest("delivery", &format!("{phase}-weir-sendfile"), "")
+        .map(|w| (w, "sendfile"))
+        .or_else(|| {
+            r.newest("delivery", &format!("{phase}-weir-pull"), "")
+                .map(|w| (w, "hyper"))
+        })
+}
+
 fn delivery_slow(r: &Results<'_>) -> Option<Row> {
-    let weir = r.newest("delivery", "slow-weir-pull", "")?;
+    let (weir, path) = weir_server(r, "slow")?;
     let clients = param(weir, "slow_clients").unwrap_or_default();
     let size = param(weir, "file_size").unwrap_or_default();
-    let mut figure = bytes(weir.figures::<DeliverySlow>()?.server_peak_rss_bytes);
-    if let Some(serve_file) = r.figures::<DeliverySlow>("delivery", "slow-tower-serve-file", "") {
-        let _ = write!(
-            figure,
-            " (tower-http `ServeFile`: {})",
-            bytes(serve_file.server_peak_rss_bytes)
-        );
+    let mut figure = format!(
+        "{} ({path} path",
+        bytes(weir.figures::<DeliverySlow>()?.server_peak_rss_bytes)
+    );
+    for (variant, name) in [
+        ("slow-nginx", "nginx"),
+        ("slow-tower-serve-file", "tower-http `ServeFile`"),
+    ] {
+        if let Some(other) = r.figures::<DeliverySlow>("delivery", variant, "") {
+            let _ = write!(figure, "; {name}: {}", bytes(other.server_peak_rss_bytes));
+        }
     }
+    figure.push(')');
     Some([
         format!("HTTP, {clients} slow clients x {}: server peak RSS", bytes(size)),
         figure,
@@ -184,11 +200,13 @@ fn delivery_slow(r: &Results<'_>) -> Option<Row> {
 }
 
 fn delivery_fast(r: &Results<'_>) -> Option<Row> {
-    let fast = r
-        .figures::<DeliveryFast>("delivery", "fast-weir-pull", "")?
+    let fast = weir_server(r, "fast")?
+        .0
+        .figures::<DeliveryFast>()?
         .throughput_vs_serve_file?;
-    let cpu = r
-        .figures::<DeliverySlow>("delivery", "slow-weir-pull", "")?
+    let cpu = weir_server(r, "slow")?
+        .0
+        .figures::<DeliverySlow>()?
         .cpu_per_gib_vs_serve_file?;
     Some([
         "HTTP vs `ServeFile`: fast-client throughput; CPU per GiB sent to slow clients".into(),
@@ -390,5 +408,23 @@ mod tests {
         assert_eq!(table.rows[0][1], "p99 122 us (p50 42 us); 0 writes after abort");
         hung.outcome = "error: boom".into();
         assert!(super::table(&[hung]).rows.is_empty(), "a failed run is no figure");
+    }
+
+    #[test]
+    fn the_slow_client_row_reads_the_default_send_path_and_falls_back_to_hyper() {
+        let slow = |variant: &str, peak: u64| {
+            let mut r = ScenarioResult::new("delivery", variant);
+            r.params.insert("slow_clients".into(), 100.into());
+            r.params.insert("file_size".into(), (64u64 << 20).into());
+            r.set_figures(&DeliverySlow {
+                server_peak_rss_bytes: peak,
+                ..DeliverySlow::default()
+            });
+            r
+        };
+        let old = [slow("slow-weir-pull", 16 << 20), slow("slow-nginx", 5 << 20)];
+        assert_eq!(table(&old).rows[0][1], "16.00 MiB (hyper path; nginx: 5.00 MiB)");
+        let new = [slow("slow-weir-sendfile", 10 << 20), slow("slow-weir-pull", 16 << 20)];
+        assert_eq!(table(&new).rows[0][1], "10.00 MiB (sendfile path)");
     }
 }
