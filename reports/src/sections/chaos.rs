@@ -59,17 +59,7 @@ pub(crate) fn kinds_table(results: &[&ScenarioResult]) -> Table {
     let mut rows: Vec<ChaosKind> = Vec::new();
     for f in results.iter().filter_map(|r| r.figures::<ChaosRun>()) {
         for k in f.by_kind {
-            match rows.iter_mut().find(|row| row.kind == k.kind) {
-                Some(row) => {
-                    row.schedules += k.schedules;
-                    row.finalize_called += k.finalize_called;
-                    row.aborted_once += k.aborted_once;
-                    row.aborted_twice += k.aborted_twice;
-                    row.abort_failure_kept += k.abort_failure_kept;
-                    row.violations += k.violations;
-                }
-                None => rows.push(k),
-            }
+            ChaosKind::tally(&mut rows, k);
         }
     }
     rows.sort_by(|a, b| b.schedules.cmp(&a.schedules).then_with(|| a.kind.cmp(&b.kind)));

@@ -40,22 +40,18 @@ fn sweep<T: SinkTarget>(target: &mut T, params: ChaosParams) -> ScenarioResult {
     for seed in params.first_seed..params.first_seed.saturating_add(params.cases) {
         let outcome = run_case(&FailureSchedule::from_seed(seed), target);
         committed += u64::from(outcome.result == "committed");
-        let row = match by_kind.iter().position(|k| k.kind == outcome.kind) {
-            Some(i) => &mut by_kind[i],
-            None => {
-                by_kind.push(ChaosKind {
-                    kind: outcome.kind.clone(),
-                    ..ChaosKind::default()
-                });
-                by_kind.last_mut().expect("just pushed")
-            }
-        };
-        row.schedules += 1;
-        row.finalize_called += u64::from(outcome.finalize_calls > 0);
-        row.aborted_once += u64::from(outcome.abort_calls == 1);
-        row.aborted_twice += u64::from(outcome.abort_calls > 1);
-        row.abort_failure_kept += u64::from(outcome.abort_failure_kept);
-        row.violations += u64::from(!outcome.holds());
+        ChaosKind::tally(
+            &mut by_kind,
+            ChaosKind {
+                kind: outcome.kind.clone(),
+                schedules: 1,
+                finalize_called: u64::from(outcome.finalize_calls > 0),
+                aborted_once: u64::from(outcome.abort_calls == 1),
+                aborted_twice: u64::from(outcome.abort_calls > 1),
+                abort_failure_kept: u64::from(outcome.abort_failure_kept),
+                violations: u64::from(!outcome.holds()),
+            },
+        );
         if !outcome.holds() {
             failures.push(ChaosFailure {
                 seed,

@@ -56,3 +56,20 @@ pub struct ChaosFailure {
     /// The command that re-runs it (`just replay <seed> <sink>`).
     pub replay: String,
 }
+
+impl ChaosKind {
+    /// Adds `row` to the row of its kind in `rows`, or appends it: how the
+    /// scenario counts its schedules and how the report sums the sinks.
+    pub fn tally(rows: &mut Vec<ChaosKind>, row: ChaosKind) {
+        let Some(into) = rows.iter_mut().find(|r| r.kind == row.kind) else {
+            rows.push(row);
+            return;
+        };
+        into.schedules += row.schedules;
+        into.finalize_called += row.finalize_called;
+        into.aborted_once += row.aborted_once;
+        into.aborted_twice += row.aborted_twice;
+        into.abort_failure_kept += row.abort_failure_kept;
+        into.violations += row.violations;
+    }
+}
