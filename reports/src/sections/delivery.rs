@@ -363,7 +363,7 @@ pub(crate) fn weir_only_table(newest: &BTreeMap<&str, &ScenarioResult>) -> Table
             table.row([
                 format!("PostgreSQL rows ({})", label(variant.trim_start_matches("rows-"))),
                 format!(
-                    "{} rows as NDJSON ({}) read at {}/s",
+                    "{} rows as CSV ({}) read at {}/s",
                     f.rows,
                     bytes(f.body_bytes),
                     bytes(f.client_rate_bps)

@@ -1,4 +1,4 @@
-//! The rows phase: a PostgreSQL table streamed as NDJSON to a client
+//! The rows phase: a PostgreSQL table streamed as CSV to a client
 //! reading at a fixed rate (server RSS growth, every row received), then a
 //! hang-up mid-stream and the time until the query is gone from
 //! `pg_stat_activity`. weir servers only; the database is `DATABASE_URL`
@@ -81,7 +81,9 @@ pub(crate) async fn run(params: &DeliveryParams, dir: &Path, kind: ServerKind) -
     options.rows_tables = vec![table.clone()];
     let server = RunningServer::start(&params.launch, &options, 2)?;
     let stats = ProcStats::new(server.pid());
-    let path = format!("/rows/{table}.ndjson");
+    // CSV (COPY's own format) rather than NDJSON: a third fewer bytes per
+    // row, so the phase's fixed client rate delivers the same rows sooner.
+    let path = format!("/rows/{table}.csv");
     // Warm-up: the first bytes of a stream, so threads exist.
     crate::download(server.addr, &path, None, Some(64 << 10), None).await?;
     settle_fds(stats, None).await;
@@ -149,8 +151,8 @@ pub(crate) async fn run(params: &DeliveryParams, dir: &Path, kind: ServerKind) -
     Ok(result)
 }
 
-/// Reads the whole NDJSON body at `rate` bytes per second; returns the
-/// lines and the bytes.
+/// Reads the whole CSV body at `rate` bytes per second; returns the rows
+/// (lines after the header line) and the bytes.
 async fn read_lines(addr: std::net::SocketAddr, path: &str, rate: u64) -> Result<(u64, u64), Error> {
     let mut client = Client::connect(addr).await?;
     let request = http::Request::get(path)
@@ -171,5 +173,5 @@ async fn read_lines(addr: std::net::SocketAddr, path: &str, rate: u64) -> Result
         let due = started + Duration::from_secs_f64(bytes as f64 / rate as f64);
         tokio::time::sleep_until(due.into()).await;
     }
-    Ok((lines, bytes))
+    Ok((lines.saturating_sub(1), bytes))
 }

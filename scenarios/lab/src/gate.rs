@@ -131,11 +131,13 @@ fn run_scenarios(me: &Path, scenarios: &[ScenarioName], out: &Path) -> anyhow::R
             .map(|v| v.get_name().to_owned())
             .unwrap_or_default();
         eprintln!("gate: running {name} (quick profile) into {}", out.display());
+        let started = std::time::Instant::now();
         let status = Command::new(me)
             .args(["run", &name, "--out"])
             .arg(out)
             .status()
             .with_context(|| format!("starting `weir-lab run {name}`"))?;
+        eprintln!("gate: {name} ran in {:.0} s", started.elapsed().as_secs_f64());
         if !status.success() {
             eprintln!("gate: `weir-lab run {name}` failed ({status}); its gates will fail as missing or failed");
         }

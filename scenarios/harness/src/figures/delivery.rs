@@ -278,7 +278,7 @@ pub struct DeliveryEncoding {
     pub encoded_lag: ServerLag,
 }
 
-/// Rows of a PostgreSQL table streamed as NDJSON to a client reading at a
+/// Rows of a PostgreSQL table streamed as CSV to a client reading at a
 /// fixed rate, then a hang-up mid-stream (variant `rows-weir-pull`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -287,7 +287,7 @@ pub struct DeliveryRows {
     pub server_isolation: String,
     /// Rows in the table.
     pub rows: u64,
-    /// Rows the client received (NDJSON lines).
+    /// Rows the client received (CSV lines after the header).
     pub rows_received: u64,
     /// Every row arrived: the gated figure.
     pub all_rows: bool,
