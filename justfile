@@ -39,7 +39,7 @@ pg-up:
 pg-down:
     bash scripts/pg-down.sh
 
-# Starts a NATS JetStream cluster on loopback (3 nodes; `just nats-up --single` for one), installing Debian's nats-server if missing; writes NATS_URL and the nodes' PID files to .nats/env, which the tests read when NATS_URL is unset.
+# Starts a NATS JetStream cluster on loopback (3 nodes; `just nats-up --single` for one; `--fresh` restarts it with empty stores, as the gate and bench-all do, so that no stream the tests left behind costs CPU during a measurement), installing Debian's nats-server if missing; writes NATS_URL and the nodes' PID files to .nats/env, which the tests read when NATS_URL is unset.
 nats-up *ARGS:
     bash scripts/nats-up.sh {{ARGS}}
 
@@ -59,7 +59,7 @@ replay SEED SINK="":
 bench-all RESULTS="results":
     mkdir -p target && date +%s > target/bench-all.started
     just pg-up
-    just nats-up
+    just nats-up --fresh
     just nginx-install
     cargo build --release --locked -q -p weir-lab
     rm -rf {{RESULTS}}
@@ -82,9 +82,9 @@ publish RESULTS="results":
 flow *ARGS:
     cargo run --release --locked -q -p weir-lab -- run flow {{ARGS}}
 
-# The regression gate: short criterion benches, every scenario's quick profile, then gates.toml; a first breach is measured twice more and the median of the three decides; exits non-zero on a confirmed breach.
+# The regression gate (on a NATS cluster restarted empty): short criterion benches, every scenario's quick profile, then gates.toml; a first breach is measured twice more and the median of the three decides; exits non-zero on a confirmed breach.
 gate OUT="target/gate":
-    just nats-up
+    just nats-up --fresh
     just nginx-install
     cargo bench --locked -q -p weir-benches -- --warm-up-time 1 --measurement-time 2 --noplot
     cargo run --release --locked -q -p weir-lab -- gate --out {{OUT}} --criterion target/criterion --bench-command "cargo bench --locked -q -p weir-benches -- --warm-up-time 1 --measurement-time 2 --noplot"
