@@ -208,8 +208,8 @@ pub struct WorkerConfig {
     /// before the server gives it to another worker (a dead or stopped
     /// worker's items come back after this).
     pub ack_wait: Duration,
-    /// Stop after the queue has been empty this long (`None`: run until
-    /// cancelled).
+    /// Stop after the queue has answered empty this long (`None`: run
+    /// until cancelled); time spent on failing pulls does not count.
     pub idle_exit: Option<Duration>,
     /// Give up with an error once the queue has been unreachable this long
     /// (a stopped cluster); a leader election or a lost node takes seconds.
@@ -350,6 +350,9 @@ pub async fn run_worker(
                     Ok(reopened) => consumer = reopened,
                     Err(error) => tracing::warn!(%error, "reopening the consumer failed; retrying"),
                 }
+                // Time spent failing says nothing of the queue being empty:
+                // `idle_exit` counts from the first pull that is answered.
+                idle_since = Instant::now();
                 continue;
             }
         };
