@@ -82,6 +82,11 @@ publish RESULTS="results":
 flow *ARGS:
     cargo run --release --locked -q -p weir-lab -- run flow {{ARGS}}
 
+# Builds what the gate runs (the lab in release, the criterion benches) without running it; `.ci/run` runs it beside the tests at nice 19.
+gate-build:
+    cargo build --release --locked -q -p weir-lab
+    cargo bench --locked --no-run -q -p weir-benches
+
 # The regression gate (on a NATS cluster restarted empty): short criterion benches, every scenario's quick profile, then gates.toml; a first breach is measured twice more and the median of the three decides; exits non-zero on a confirmed breach.
 gate OUT="target/gate":
     just nats-up --fresh
