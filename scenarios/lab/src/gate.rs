@@ -55,7 +55,8 @@ pub fn run(args: &GateArgs) -> anyhow::Result<bool> {
             .copied()
             .filter(|s| !args.skip.contains(s))
             .collect();
-        run_scenarios(&me, &scenarios, &args.out)?;
+        let whole: Vec<Part> = scenarios.into_iter().map(|s| (s, Vec::new())).collect();
+        run_scenarios(&me, &whole, &args.out)?;
     }
     let first = evaluate(&gates, &measured(&args.out, args.criterion.as_deref())?);
     let verdicts = if args.no_run {
@@ -117,23 +118,35 @@ pub fn print_run_verdicts(gates: &Path, scenario: &str, results: &[weir_harness:
     println!("{passed} of {} measured gates pass", measured.len());
 }
 
-/// Empties `out` and runs each scenario's quick profile into it, each in a
-/// fresh process, so that one scenario's heap never pollutes the next one's
-/// memory figures.
-fn run_scenarios(me: &Path, scenarios: &[ScenarioName], out: &Path) -> anyhow::Result<()> {
+/// A scenario to run and the `--variant` values that pick the part of it to
+/// run (empty: all of it).
+type Part = (ScenarioName, Vec<String>);
+
+/// Empties `out` and runs each scenario's quick profile (or the part of it
+/// that [`Part`] names) into it, each in a fresh process, so that one
+/// scenario's heap never pollutes the next one's memory figures.
+fn run_scenarios(me: &Path, scenarios: &[Part], out: &Path) -> anyhow::Result<()> {
     if out.exists() {
         std::fs::remove_dir_all(out).with_context(|| format!("emptying {}", out.display()))?;
     }
     std::fs::create_dir_all(out)?;
-    for scenario in scenarios {
+    for (scenario, variants) in scenarios {
         let name = scenario
             .to_possible_value()
             .map(|v| v.get_name().to_owned())
             .unwrap_or_default();
-        eprintln!("gate: running {name} (quick profile) into {}", out.display());
+        let mut args = vec!["run".to_owned(), name.clone()];
+        let part = if variants.is_empty() {
+            String::new()
+        } else {
+            args.extend(["--variant".to_owned(), variants.join(",")]);
+            format!(" ({} only)", variants.join(", "))
+        };
+        eprintln!("gate: running {name}{part} (quick profile) into {}", out.display());
         let started = std::time::Instant::now();
         let status = Command::new(me)
-            .args(["run", &name, "--out"])
+            .args(&args)
+            .arg("--out")
             .arg(out)
             .status()
             .with_context(|| format!("starting `weir-lab run {name}`"))?;
@@ -157,7 +170,9 @@ fn measured(dir: &Path, criterion: Option<&Path>) -> anyhow::Result<Vec<weir_har
 /// A first breach is measured again before it counts: the breached gates'
 /// scenarios (and benches) run [`ATTEMPTS`] - 1 more times, each attempt
 /// into its own directory, and [`confirm`] lets the median of the attempts
-/// decide. Correctness gates are never re-measured.
+/// decide. Correctness gates are never re-measured. Where a scenario can
+/// run a part of itself that holds a breached figure and every baseline it
+/// is compared with ([`ScenarioName::part_of`]), only those parts run again.
 fn remeasure(
     args: &GateArgs,
     me: &Path,
@@ -168,7 +183,8 @@ fn remeasure(
     if breached.is_empty() {
         return Ok(first);
     }
-    let mut scenarios: Vec<ScenarioName> = Vec::new();
+    // Per scenario, the parts to run again; `None`: all of it.
+    let mut scenarios: Vec<(ScenarioName, Option<Vec<String>>)> = Vec::new();
     let mut benches: Vec<String> = Vec::new();
     for verdict in &breached {
         eprintln!(
@@ -183,11 +199,23 @@ fn remeasure(
                 benches.push(bench.clone());
             }
         } else if let Ok(name) = ScenarioName::from_str(&verdict.gate.scenario, true)
-            && !scenarios.contains(&name)
+            && !args.skip.contains(&name)
         {
-            scenarios.push(name);
+            let part = verdict.gate.variant.as_deref().and_then(|v| name.part_of(v));
+            match scenarios.iter_mut().find(|(s, _)| *s == name) {
+                None => scenarios.push((name, part.map(|p| vec![p]))),
+                Some((_, parts)) => match (parts.as_mut(), part) {
+                    (Some(parts), Some(part)) if !parts.contains(&part) => parts.push(part),
+                    (Some(_), Some(_)) | (None, _) => {}
+                    (Some(_), None) => *parts = None,
+                },
+            }
         }
     }
+    let scenarios: Vec<Part> = scenarios
+        .into_iter()
+        .map(|(s, parts)| (s, parts.unwrap_or_default()))
+        .collect();
     let mut attempts = Vec::new();
     for attempt in 2..=ATTEMPTS {
         let dir = args.out.join(format!("attempt-{attempt}"));

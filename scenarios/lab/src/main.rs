@@ -82,6 +82,24 @@ pub enum ScenarioName {
     Jetstream,
 }
 
+impl ScenarioName {
+    /// The `--variant` value that runs only the part of this scenario that
+    /// measures the result `variant` together with every baseline its
+    /// figures are compared with, or `None` when only the whole scenario
+    /// does. A gate's breach is re-measured on that part alone.
+    pub fn part_of(self, variant: &str) -> Option<String> {
+        match self {
+            // `slow-weir-pull`: a phase runs every server, nginx and
+            // ServeFile included, and no gated figure reads another phase.
+            Self::Delivery => {
+                let phase = variant.split('-').next()?;
+                phase.parse::<weir_delivery::Phase>().ok().map(|_| phase.to_owned())
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Arguments of `weir-lab run`; each scenario reads the ones it uses and
 /// rejects values it does not know.
 #[derive(Debug, Args)]
@@ -316,6 +334,41 @@ fn main() -> ExitCode {
                 eprintln!("  caused by: {cause}");
             }
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ScenarioName;
+
+    #[test]
+    fn a_delivery_breach_is_re_measured_on_its_phase_alone() {
+        assert_eq!(
+            ScenarioName::Delivery.part_of("slow-weir-pull").as_deref(),
+            Some("slow")
+        );
+        assert_eq!(
+            ScenarioName::Delivery.part_of("ranges-nginx").as_deref(),
+            Some("ranges")
+        );
+        assert_eq!(ScenarioName::Delivery.part_of("nowhere-weir-pull"), None);
+        assert_eq!(ScenarioName::Flow.part_of("controlled"), None);
+    }
+
+    #[test]
+    fn every_delivery_gate_names_a_phase_it_can_be_re_measured_on() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../gates.toml");
+        let gates = weir_gate::GateFile::load(std::path::Path::new(path)).expect("gates.toml loads");
+        let delivery: Vec<_> = gates.gates.iter().filter(|g| g.scenario == "delivery").collect();
+        assert!(!delivery.is_empty(), "gates.toml has delivery gates");
+        for gate in delivery {
+            let variant = gate.variant.as_deref().unwrap_or_default();
+            assert!(
+                ScenarioName::Delivery.part_of(variant).is_some(),
+                "{}: variant {variant:?} names no phase",
+                gate.name
+            );
         }
     }
 }
