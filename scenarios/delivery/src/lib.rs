@@ -14,12 +14,13 @@
 //! The server under test is the `weir-http` product crate; this crate holds
 //! only the experiment: the [`baseline`] (tower-http's `ServeFile` behind the
 //! same accept loop), [`nginx`] (Debian's nginx with a configuration of the
-//! scenario's own), [`serve`] (a server as a process, `weir-lab serve`) and
-//! the phases.
+//! scenario's own), [`serve`] (a server as a process: the lab's lean `weir-serve` binary,
+//! or `weir-lab serve`), [`cli`] (its command line) and the phases.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod baseline;
+pub mod cli;
 mod compressed;
 mod error;
 pub mod nginx;
@@ -307,6 +308,9 @@ impl DeliveryParams {
         map.insert("chunk_size".into(), json!(self.chunk_size));
         map.insert("connection_buffer".into(), json!(self.connection_buffer));
         map.insert("server_isolation".into(), json!(self.launch.isolation()));
+        if let Some(program) = self.launch.program_name() {
+            map.insert("server_program".into(), json!(program));
+        }
         map.insert("range_requests".into(), json!(self.range_requests));
         map.insert("range_clients".into(), json!(self.range_clients));
         map.insert("range_max_bytes".into(), json!(self.range_max_bytes));

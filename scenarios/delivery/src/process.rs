@@ -22,12 +22,12 @@ use crate::serve::{READY_PREFIX, ServeOptions, ServerKind, start};
 #[non_exhaustive]
 pub enum Launch {
     /// Each server in a child process: `program args... <serve options>`
-    /// (for `weir-lab`: itself with `serve`). Server RSS and CPU are the
+    /// (for `weir-lab`: the `weir-serve` binary beside it). Server RSS and CPU are the
     /// child's alone.
     Command {
         /// The executable.
         program: PathBuf,
-        /// Arguments before the serve options (e.g. `["serve"]`).
+        /// Arguments before the serve options (`["serve"]` for `weir-lab serve`).
         args: Vec<OsString>,
     },
     /// Each server on a runtime of its own in this process. RSS and CPU are
@@ -37,17 +37,44 @@ pub enum Launch {
 }
 
 impl Launch {
-    /// `weir-lab serve`-style launch of the running executable.
+    /// The lean `weir-serve` binary beside the running executable (cargo
+    /// builds it with `weir-lab`): a server process holds the server's code
+    /// alone, not every scenario's, so its RSS is the server's.
     ///
     /// # Errors
     ///
-    /// When the running executable's path is unknown.
-    pub fn current_exe_serve() -> Result<Self, Error> {
-        let program = std::env::current_exe().map_err(|e| Error::scenario("locating the running executable", e))?;
+    /// When the running executable's path is unknown or `weir-serve` is not
+    /// beside it.
+    pub fn weir_serve_beside_current_exe() -> Result<Self, Error> {
+        let exe = std::env::current_exe().map_err(|e| Error::scenario("locating the running executable", e))?;
+        let program = exe.with_file_name(format!("weir-serve{}", std::env::consts::EXE_SUFFIX));
+        if !program.is_file() {
+            return Err(Error::Config(format!(
+                "{} is missing: the delivery scenario runs its servers in it (`cargo build --release -p weir-lab` builds it beside weir-lab)",
+                program.display()
+            )));
+        }
         Ok(Self::Command {
             program,
-            args: vec!["serve".into()],
+            args: Vec::new(),
         })
+    }
+
+    /// The server processes' program (its file name), for results; `None`
+    /// in process.
+    pub fn program_name(&self) -> Option<String> {
+        match self {
+            Self::Command { program, args } => {
+                let name = program
+                    .file_name()
+                    .map_or_else(|| program.display().to_string(), |n| n.to_string_lossy().into_owned());
+                Some(
+                    args.iter()
+                        .fold(name, |line, arg| format!("{line} {}", arg.to_string_lossy())),
+                )
+            }
+            Self::InProcess => None,
+        }
     }
 
     /// `process` or `in-process`, for results.

@@ -1,4 +1,4 @@
-//! Running a server as a process: [`ServeOptions`] (what `weir-lab serve`
+//! Running a server as a process: [`ServeOptions`] (what `weir-serve`
 //! parses, and what the scenario passes to the server processes it starts)
 //! and [`serve`], which runs until Ctrl-C or, when asked, until its standard
 //! input closes.
@@ -89,7 +89,7 @@ impl std::str::FromStr for ServerKind {
     }
 }
 
-/// Everything `weir-lab serve` takes.
+/// Everything a server process (`weir-serve`, `weir-lab serve`) takes.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ServeOptions {
@@ -169,8 +169,9 @@ impl ServeOptions {
         config
     }
 
-    /// The command-line arguments `weir-lab serve` parses back into these
-    /// options (after the `serve` word).
+    /// The command-line arguments [`crate::cli::ServeArgs`] parses back into
+    /// these options (`weir-serve`'s, or `weir-lab serve`'s after the
+    /// `serve` word).
     pub fn to_args(&self) -> Vec<OsString> {
         let mut args: Vec<OsString> = vec![
             "--addr".into(),

@@ -15,6 +15,7 @@
 //!   a server's process tree, from `/proc`.
 //! - [`PairedRatio`]: a ratio from paired, interleaved rounds (the median
 //!   of per-round ratios, with its spread), the way every timing is compared.
+//! - [`parse_bytes`]: byte sizes on the lab's command lines.
 //! - [`criterion_results`]: criterion's estimates as results, so benches
 //!   flow into the same report and gate.
 //!
@@ -44,6 +45,7 @@ mod paired;
 mod result;
 mod rss;
 mod runtime;
+mod size;
 mod synthetic;
 
 pub use cpu::{child_pids, cpu_seconds, load_average, parent_pid, process_name, tree_cpu_seconds};
@@ -55,4 +57,5 @@ pub use paired::{PairedRatio, Round, a_first, median, quantile};
 pub use result::{Machine, ScenarioResult, git_revision, load_results, unix_now};
 pub use rss::{RssSampler, RssSeries, current_rss};
 pub use runtime::runtime;
+pub use size::parse_bytes;
 pub use synthetic::{SyntheticSource, synthetic_bytes, write_test_file, write_text_file};

@@ -1,5 +1,6 @@
 //! `weir-lab run delivery`: the delivery scenario, each server in a
-//! `weir-lab serve` process of its own so that its RSS and CPU are its alone.
+//! `weir-serve` process of its own (the lean server binary beside
+//! weir-lab) so that its RSS and CPU are its alone.
 
 use weir_delivery::serve::ServerKind;
 use weir_delivery::{DeliveryParams, Launch, Phase};
@@ -18,7 +19,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Vec<ScenarioResult>> {
         DeliveryParams::default()
     };
     params.seed = args.seed;
-    params.launch = Launch::current_exe_serve()?;
+    params.launch = Launch::weir_serve_beside_current_exe()?;
     if let Some(size) = args.size {
         params.file_size = size;
     }

@@ -14,7 +14,6 @@ mod flow;
 mod gate;
 mod offload;
 mod progress;
-mod serve;
 mod validation;
 
 use std::path::{Path, PathBuf};
@@ -22,7 +21,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use weir_harness::ScenarioResult;
+use weir_harness::{ScenarioResult, parse_bytes};
 
 /// Runs weir's research scenarios and renders their reports.
 #[derive(Debug, Parser)]
@@ -45,7 +44,7 @@ enum Command {
     /// Renders the report (charts, tables, index) from result JSON.
     Report(ReportArgs),
     /// Serves files over HTTP (weir's delivery server or the ServeFile baseline) until Ctrl-C.
-    Serve(serve::ServeArgs),
+    Serve(weir_delivery::cli::ServeArgs),
     /// Ingests the DataSync API's events into PostgreSQL (resumable, exactly once; JSON logs on stdout).
     Datasync(weir_datasync::cli::JobArgs),
     /// Serves the mock DataSync event API (seeded events and faults) until Ctrl-C.
@@ -173,14 +172,6 @@ pub struct ChildArgs {
     pub case: String,
 }
 
-fn parse_bytes(text: &str) -> Result<u64, String> {
-    match parse_size::Config::new().with_binary().parse_size(text) {
-        Ok(0) => Err("size must be at least 1 byte".to_owned()),
-        Ok(n) => Ok(n),
-        Err(error) => Err(format!("{error} (expected e.g. 100MiB, 1GiB, 4096)")),
-    }
-}
-
 /// Dispatches `run` to the scenario's glue.
 fn run_scenario(args: &RunArgs) -> anyhow::Result<Vec<ScenarioResult>> {
     match args.scenario {
@@ -199,7 +190,9 @@ fn run_scenario(args: &RunArgs) -> anyhow::Result<Vec<ScenarioResult>> {
 fn run_child(args: &ChildArgs) -> anyhow::Result<()> {
     match args.scenario {
         ScenarioName::Flow => flow::child(args),
-        ScenarioName::Delivery => anyhow::bail!("the delivery scenario runs its servers with `serve`, not `__child`"),
+        ScenarioName::Delivery => {
+            anyhow::bail!("the delivery scenario runs its servers in `weir-serve` processes, not `__child`")
+        }
         ScenarioName::Offload => anyhow::bail!("the offload scenario measures in-process, not with `__child`"),
         ScenarioName::Chaos
         | ScenarioName::Cancellation
@@ -282,7 +275,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("regression gate breached (see the table above)");
             }
         }
-        Command::Serve(args) => serve::run(&args)?,
+        Command::Serve(args) => weir_delivery::cli::serve(&args)?,
         Command::Datasync(args) => datasync::job(&args)?,
         Command::DatasyncApi(args) => datasync::api(&args)?,
         Command::DatasyncPlan(args) => datasync::plan(&args)?,
