@@ -69,6 +69,20 @@ async fn prepare(db: &tokio_postgres::Client, rows: u64) -> Result<(), Error> {
     .map_err(database)
 }
 
+/// Creates the phase's table ahead of [`run`] (which then finds it there),
+/// so that the table's load is over before a phase that runs beside this
+/// one starts measuring.
+pub(crate) async fn prepare_table(params: &DeliveryParams) -> Result<(), Error> {
+    let (db, connection) = tokio_postgres::connect(&database_url()?, NoTls)
+        .await
+        .map_err(database)?;
+    let driver = tokio::spawn(connection);
+    let prepared = prepare(&db, params.rows).await;
+    drop(db);
+    driver.abort();
+    prepared
+}
+
 /// Runs the phase against a fresh `kind` server.
 pub(crate) async fn run(params: &DeliveryParams, dir: &Path, kind: ServerKind) -> Result<ScenarioResult, Error> {
     let url = database_url()?;
