@@ -65,7 +65,7 @@ bench-all RESULTS="results":
     rm -rf {{RESULTS}}
     for s in flow delivery datasync jetstream; do cargo run --release --locked -q -p weir-lab -- run "$s" --full --out {{RESULTS}} || exit 1; done
     for s in $(cargo run --release --locked -q -p weir-lab -- list --names); do case "$s" in flow|delivery|datasync|jetstream) ;; *) cargo run --release --locked -q -p weir-lab -- run "$s" --out {{RESULTS}} || exit 1;; esac; done
-    cargo bench --locked -q -p weir-benches -- --warm-up-time 1 --measurement-time 2 --noplot
+    cargo bench --locked -q -p weir-benches -- --warm-up-time 1 --measurement-time 2 --noplot --nresamples 10000
     just report {{RESULTS}}
     cargo run --release --locked -q -p weir-lab -- gate --no-run --report-only --out {{RESULTS}} --criterion target/criterion
     echo "bench-all: $(( $(date +%s) - $(cat target/bench-all.started) )) s (under 900 s on two cores is the aim)"
@@ -91,5 +91,5 @@ gate-build:
 gate OUT="target/gate":
     just nats-up --fresh
     just nginx-install
-    cargo bench --locked -q -p weir-benches -- --warm-up-time 1 --measurement-time 2 --noplot
-    cargo run --release --locked -q -p weir-lab -- gate --out {{OUT}} --criterion target/criterion --bench-command "cargo bench --locked -q -p weir-benches -- --warm-up-time 1 --measurement-time 2 --noplot"
+    cargo bench --locked -q -p weir-benches -- --warm-up-time 1 --measurement-time 2 --noplot --nresamples 10000
+    cargo run --release --locked -q -p weir-lab -- gate --out {{OUT}} --criterion target/criterion --bench-command "cargo bench --locked -q -p weir-benches -- --warm-up-time 1 --measurement-time 2 --noplot --nresamples 10000"

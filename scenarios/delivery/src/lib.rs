@@ -234,20 +234,21 @@ impl Default for DeliveryParams {
 
 impl DeliveryParams {
     /// The full profile: 100 slow clients at 1 MiB/s on a 1 GiB file for
-    /// 10 s, 1,000 for 10 s, 9 fast rounds (the storm is the quick
+    /// 8 s, 1,000 for 8 s, 9 fast rounds (the storm is the quick
     /// profile's: 300 clients, twice); 100 uploads of 16 MiB at 1 MiB/s; a
     /// 256 MiB compressible file and 3,000,000 rows to a 1 MiB/s client
     /// (issue 15's sizes: about 2 of `just bench-all`'s minutes, side by
     /// side). The slow and crowd windows are short because every server's
-    /// RSS is flat after its first seconds (at 15 s, the peak of the first
-    /// 10 s was within 0.1 MiB of the whole window's for every server):
-    /// longer ones add time, not information.
+    /// RSS is flat after its first seconds: longer ones add time, not
+    /// information. Measured in 10 s windows, every server's peak in the
+    /// first 8 s was within 0.1 MiB of the window's with 100 clients, and
+    /// within 1% with 1,000 (the hyper path still grew slowly there).
     pub fn full() -> Self {
         Self {
             file_size: 1 << 30,
             slow_clients: 100,
-            slow_duration: Duration::from_secs(10),
-            crowd_duration: Duration::from_secs(10),
+            slow_duration: Duration::from_secs(8),
+            crowd_duration: Duration::from_secs(8),
             fast_rounds: 9,
             upload_bytes: 16 << 20,
             compressed_file_size: 256 << 20,

@@ -40,7 +40,7 @@ pub struct GateArgs {
     pub report_only: bool,
     /// The command that runs the criterion benches, to which a filter is
     /// appended when a bench gate's breach is re-measured (for example
-    /// `cargo bench -q -p weir-benches -- --warm-up-time 1 --measurement-time 2 --noplot`).
+    /// `cargo bench -q -p weir-benches -- --warm-up-time 1 --measurement-time 2 --noplot --nresamples 10000`).
     #[arg(long)]
     pub bench_command: Option<String>,
 }
